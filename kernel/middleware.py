@@ -1,0 +1,133 @@
+"""The kernel's own ASGI middleware: request/trace ids with access logs, and error rendering."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kernel.errors import MethodNotAllowed, NotFound, ProblemError, ServiceUnavailable
+
+PROBLEM_JSON = "application/problem+json"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+access_log = structlog.get_logger("taylordash.access")
+error_log = structlog.get_logger("taylordash.errors")
+
+
+def problem_response(problem: ProblemError, instance: str | None = None) -> Response:
+    """Render a :class:`ProblemError` as RFC 9457 ``application/problem+json``."""
+    return JSONResponse(
+        problem.to_dict(instance), status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
+    )
+
+
+def as_problem(exc: Exception) -> ProblemError:
+    """Map any exception to the problem clients see; unknown ones become a bare 500."""
+    if isinstance(exc, ProblemError):
+        return exc
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 404:
+            return NotFound("no route matches this path")
+        if exc.status_code == 405:
+            return MethodNotAllowed("this path does not accept that method", headers=dict(exc.headers or {}))
+        problem = ProblemError(exc.detail, headers=dict(exc.headers or {}))
+        problem.status = exc.status_code
+        problem.slug = "http-error"
+        problem.title = str(exc.detail)
+        return problem
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | ConnectionError) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    ):
+        return ServiceUnavailable("the database is unavailable; retry shortly", headers={"Retry-After": "1"})
+    return ProblemError("an unexpected error occurred; the request id identifies it in the logs")
+
+
+async def problem_handler(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler for problems raised inside endpoints."""
+    return problem_response(as_problem(exc), request.url.path)
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (``X-Request-ID``, echoed) and a trace id (W3C ``traceparent``),
+    binds both into every log line of the request, and writes one access-log line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = trace_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                request_id = candidate if _SAFE_ID.match(candidate) else None
+            elif name == b"traceparent":
+                match = _TRACEPARENT.match(value.decode("latin-1"))
+                trace_id = match.group(1) if match else None
+        request_id = request_id or uuid.uuid4().hex
+        trace_id = trace_id or uuid.uuid4().hex
+        scope.setdefault("state", {}).update(request_id=request_id, trace_id=trace_id)
+        raw_id = request_id.encode()
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", raw_id))
+            await send(message)
+
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id, trace_id=trace_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - start) * 1000, 2),
+            )
+            structlog.contextvars.reset_contextvars(**tokens)
+
+
+class ErrorMiddleware:
+    """Turns any exception that escapes the routes or plugin middleware into problem+json."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def track(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, track)
+        except Exception as exc:
+            problem = as_problem(exc)
+            if problem.status >= 500 and not isinstance(problem, ServiceUnavailable):
+                error_log.exception("request.failed", path=scope["path"])
+            else:
+                error_log.warning("request.unavailable", path=scope["path"], error=repr(exc))
+            if started:
+                raise
+            await problem_response(problem, scope["path"])(scope, receive, send)

@@ -1,0 +1,193 @@
+"""Route declarations and the request pipeline every declared route runs through.
+
+A plugin returns :class:`Route` objects; the kernel compiles each into a Starlette route that
+authenticates, checks the declared permission, parses the query and body with the declared pydantic
+models, calls the endpoint and renders its result. A route without a permission (and not marked
+``public``) is refused at start-up: default deny.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import to_json
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.routing import Route as StarletteRoute
+from starlette.staticfiles import StaticFiles
+
+from kernel.errors import (
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from kernel.security import Principal
+
+if TYPE_CHECKING:
+    from kernel.app import Kernel
+
+Endpoint = Callable[["RequestContext"], Awaitable[Any]]
+PATH_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-z]+))?}")
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An HTTP route a plugin contributes.
+
+    ``permission`` names the permission a caller needs (or set ``public=True``); ``body`` and ``query``
+    are pydantic models the request is validated against; ``response`` is any type pydantic can
+    describe and is used both to serialize the result and to document it in ``/openapi.json``.
+    ``problems`` lists extra error statuses the endpoint raises (``{404: "No such project"}``).
+    """
+
+    path: str
+    endpoint: Endpoint
+    methods: tuple[str, ...] = ("GET",)
+    permission: str | None = None
+    public: bool = False
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status_code: int = 200
+    summary: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    problems: dict[int, str] = field(default_factory=dict)
+    media_type: str = "application/json"
+    name: str | None = None
+
+    @property
+    def mutating(self) -> bool:
+        return any(m in MUTATING for m in self.methods)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFilesRoute:
+    """Static files served under ``path`` from ``directory``; always public (CSS, JS, images)."""
+
+    path: str
+    directory: Path
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What an endpoint receives: the request, the caller, the validated input, and the kernel.
+
+    Set ``status_code`` or add to ``headers`` to change the response without building one by hand.
+    """
+
+    request: Request
+    kernel: Kernel
+    principal: Principal | None
+    body: Any = None
+    query: Any = None
+    status_code: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        return self.request.path_params
+
+
+def path_parameters(path: str) -> list[tuple[str, str]]:
+    """``[(name, convertor)]`` of a Starlette path template (convertor ``str`` when none is given)."""
+    return [(m.group(1), m.group(2) or "str") for m in PATH_PARAM.finditer(path)]
+
+
+def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": [str(p) for p in err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_body(request: Request, model: type[BaseModel], limit: int) -> BaseModel:
+    """Validate a JSON request body against ``model`` (400 malformed, 413 too large, 415, 422 invalid)."""
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"expected application/json, got {content_type!r}")
+    raw = await _read_body(request, limit)
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            raise BadRequest("request body is not valid JSON", slug="malformed-json") from None
+        raise ValidationFailed("request body is invalid", errors=_validation_errors(exc)) from None
+
+
+def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
+    """Validate query parameters against ``model``; repeated parameters arrive as lists."""
+    data: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        data[key] = values if len(values) > 1 else values[0]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("query parameters are invalid", errors=_validation_errors(exc)) from None
+
+
+def compile_route(route: Route, kernel: Kernel) -> StarletteRoute:
+    """Turn a declaration into a Starlette route running the kernel's request pipeline."""
+    adapter = TypeAdapter(route.response) if route.response is not None else None
+    permission = route.permission
+    public = route.public
+    body_model, query_model = route.body, route.query
+    limit = kernel.settings.max_body_bytes
+    endpoint = route.endpoint
+    default_status = route.status_code
+    media_type = route.media_type
+
+    async def handle(request: Request) -> Response:
+        principal: Principal | None = None
+        if not public:
+            principal = await kernel.authenticate(request)
+            if principal is None:
+                raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
+            if not kernel.permissions.allows(principal, permission):  # type: ignore[arg-type]
+                raise Forbidden(f"this action requires the permission {permission!r}")
+            request.state.principal = principal
+        ctx = RequestContext(request, kernel, principal)
+        if query_model is not None:
+            ctx.query = parse_query(request, query_model)
+        if body_model is not None:
+            ctx.body = await parse_body(request, body_model, limit)
+        result = await endpoint(ctx)
+        if isinstance(result, Response):
+            return result
+        status = ctx.status_code or default_status
+        if result is None and status == 204:
+            return Response(status_code=204, headers=ctx.headers)
+        content = adapter.dump_json(result) if adapter is not None else to_json(result)
+        return Response(content, status_code=status, headers=ctx.headers, media_type=media_type)
+
+    return StarletteRoute(route.path, handle, methods=list(route.methods), name=route.name)
+
+
+def compile_static(static: StaticFilesRoute) -> BaseRoute:
+    return Mount(static.path, app=StaticFiles(directory=static.directory), name=static.name)

@@ -1,0 +1,53 @@
+"""The TaylorDash plugin SDK: everything a plugin author imports.
+
+A plugin is a module (or object) whose functions carry ``@hookimpl`` and are named after hooks in
+``kernel.hookspecs``. Package it with an entry point in the ``taylordash.plugins`` group::
+
+    [project.entry-points."taylordash.plugins"]
+    hello = "hello_plugin"
+"""
+
+import pluggy
+
+from kernel.contributions import EventHandler, HealthCheck, McpTool, NavItem, Panel
+from kernel.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    ProblemError,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+)
+from kernel.hookspecs import PROJECT
+from kernel.routing import RequestContext, Route, StaticFilesRoute
+from kernel.security import Principal
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Decorator marking a function as the implementation of the hook of the same name."""
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "EventHandler",
+    "Forbidden",
+    "HealthCheck",
+    "McpTool",
+    "NavItem",
+    "NotFound",
+    "Panel",
+    "PreconditionFailed",
+    "Principal",
+    "ProblemError",
+    "RequestContext",
+    "Route",
+    "ServiceUnavailable",
+    "StaticFilesRoute",
+    "TooManyRequests",
+    "Unauthorized",
+    "ValidationFailed",
+    "hookimpl",
+]
