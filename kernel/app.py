@@ -152,16 +152,16 @@ class Kernel:
         for name, permissions in self.host.collect("register_permissions", mapping_of_roles):
             self.permissions.add(name, permissions)
         self.routes = [("kernel", route) for route in self._kernel_routes()]
-        for name, routes in self.host.collect(
-            "register_routes", sequence_of(Route, StaticFilesRoute), kernel=self
-        ):
+        for name, routes in self.host.collect("register_routes", sequence_of(Route, StaticFilesRoute), kernel=self):
             self.routes.extend((name, route) for route in routes)
         self._check_routes()
         self.middleware = [
             m for _, ms in self.host.collect("register_middleware", sequence_of(Middleware), kernel=self) for m in ms
         ]
         self.health_checks[1:] = [
-            c for _, cs in self.host.collect("register_health_checks", sequence_of(HealthCheck), kernel=self) for c in cs
+            c
+            for _, cs in self.host.collect("register_health_checks", sequence_of(HealthCheck), kernel=self)
+            for c in cs
         ]
         self.event_handlers = self._flatten("register_event_handlers", EventHandler)
         self.panels = self._flatten("register_panels", Panel)
@@ -173,7 +173,9 @@ class Kernel:
         self.routes = [(name, route) for name, route in self.routes if name in active]
 
     def _flatten(self, hook: str, kind: type) -> list[tuple[str, Any]]:
-        return [(name, item) for name, items in self.host.collect(hook, sequence_of(kind), kernel=self) for item in items]
+        return [
+            (name, item) for name, items in self.host.collect(hook, sequence_of(kind), kernel=self) for item in items
+        ]
 
     def _check_routes(self) -> None:
         seen: dict[tuple[str, str], str] = {}
@@ -231,13 +233,35 @@ class Kernel:
             return HTMLResponse(DOCS_HTML)
 
         return [
-            Route("/health/live", live, public=True, response=dict[str, str], summary="The process is up",
-                  tags=("health",), name="health_live"),
-            Route("/health/ready", ready, public=True, response=dict[str, Any], tags=("health",),
-                  summary="Every health check passes", problems={503: "A health check fails"}, name="health_ready"),
+            Route(
+                "/health/live",
+                live,
+                public=True,
+                response=dict[str, str],
+                summary="The process is up",
+                tags=("health",),
+                name="health_live",
+            ),
+            Route(
+                "/health/ready",
+                ready,
+                public=True,
+                response=dict[str, Any],
+                tags=("health",),
+                summary="Every health check passes",
+                problems={503: "A health check fails"},
+                name="health_ready",
+            ),
             Route("/openapi.json", openapi, public=True, summary="This document", tags=("docs",), name="openapi"),
-            Route("/docs", docs, public=True, media_type="text/html", summary="API documentation",
-                  tags=("docs",), name="docs"),
+            Route(
+                "/docs",
+                docs,
+                public=True,
+                media_type="text/html",
+                summary="API documentation",
+                tags=("docs",),
+                name="docs",
+            ),
             StaticFilesRoute("/static/kernel", STATIC_DIR, name="kernel_static"),
         ]
 

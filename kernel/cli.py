@@ -135,13 +135,24 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     if settings.workers > 1:
         os.environ.update(TD_HOST=settings.host, TD_PORT=str(settings.port))
         uvicorn.run(
-            "kernel.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
-            workers=settings.workers, log_config=None, access_log=False, proxy_headers=True,
+            "kernel.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
         )
         return
     app = KernelApp(kernel, migrate=False)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False, proxy_headers=True,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
         timeout_graceful_shutdown=8,
     )
     server = uvicorn.Server(config)
@@ -179,8 +190,11 @@ def db_current(as_json: bool) -> None:
 
     async def read(kernel: Any) -> dict[str, Any]:
         migrator = kernel.migrator()
-        return {"current": sorted(await migrator.current()), "heads": sorted(migrator.heads()),
-                "pending": await migrator.pending()}
+        return {
+            "current": sorted(await migrator.current()),
+            "heads": sorted(migrator.heads()),
+            "pending": await migrator.pending(),
+        }
 
     state = _run(read, _settings())
     if as_json:

@@ -23,7 +23,11 @@ from prometheus_client import CollectorRegistry, Histogram
 from kernel import __version__, hookspecs
 from kernel.errors import PluginError
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("builtin_plugins.plugins",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "builtin_plugins.auth",
+    "builtin_plugins.events",
+    "builtin_plugins.plugins",
+)
 ENTRY_POINT_GROUP = "taylordash.plugins"
 
 log = structlog.get_logger("taylordash.plugins")
@@ -121,7 +125,9 @@ class PluginHost:
             self._add(PluginRecord(ep.name, ep.value, version, False, obj, description=_describe(obj)))
         for name, obj in extra:
             module = getattr(obj, "__name__", type(obj).__name__)
-            self._add(PluginRecord(name, module, getattr(obj, "__version__", "0"), False, obj, description=_describe(obj)))
+            self._add(
+                PluginRecord(name, module, getattr(obj, "__version__", "0"), False, obj, description=_describe(obj))
+            )
 
     def _hook_names(self, obj: object) -> list[str]:
         names = []

@@ -177,7 +177,11 @@ def _describe(exc: ValidationError) -> list[str]:
             continue
         msg = str(err["msg"]).removeprefix("Value error, ")
         shown = err.get("input")
-        lines.append(msg if msg.startswith(name) else f"{name}: {msg}" + (f" (got {shown!r})" if err["type"] != "value_error" else ""))
+        lines.append(
+            msg
+            if msg.startswith(name)
+            else f"{name}: {msg}" + (f" (got {shown!r})" if err["type"] != "value_error" else "")
+        )
     return lines
 
 

@@ -39,8 +39,23 @@ async def get_plugin(ctx: RequestContext) -> PluginOut:
 
 
 ROUTES = [
-    Route("/api/v1/plugins", list_plugins, permission="plugins:read", response=PluginList,
-          summary="List plugins", tags=("plugins",), name="plugins_list"),
-    Route("/api/v1/plugins/{name}", get_plugin, permission="plugins:read", response=PluginOut,
-          summary="Show one plugin", tags=("plugins",), problems={404: "No such plugin"}, name="plugins_get"),
+    Route(
+        "/api/v1/plugins",
+        list_plugins,
+        permission="plugins:read",
+        response=PluginList,
+        summary="List plugins",
+        tags=("plugins",),
+        name="plugins_list",
+    ),
+    Route(
+        "/api/v1/plugins/{name}",
+        get_plugin,
+        permission="plugins:read",
+        response=PluginOut,
+        summary="Show one plugin",
+        tags=("plugins",),
+        problems={404: "No such plugin"},
+        name="plugins_get",
+    ),
 ]

@@ -1,0 +1,1 @@
+"""Authentication, sessions, API tokens, roles and audit."""

@@ -1,0 +1,1 @@
+"""Event pipeline: mirror, dead-letter queue, event API and live stream."""

@@ -1,0 +1,122 @@
+"""Real services for the test suite: the machine's PostgreSQL and Mosquitto, or private ones.
+
+Order of preference: an explicit URL from the environment, the service on its standard local port,
+a private instance started from the binaries on this machine. When none is possible the tests that
+need it skip with the reason, unless ``TD_REQUIRE_SERVICES=1`` (CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REQUIRED = os.environ.get("TD_REQUIRE_SERVICES") == "1"
+
+
+def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unavailable(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"{reason} (TD_REQUIRE_SERVICES=1 makes this a failure)", pytest_trace=False)
+    pytest.skip(reason)
+
+
+def _wait(host: str, port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if reachable(host, port):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _start_private_postgres() -> str | None:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
+    initdb = candidates[-1]
+    if not initdb or not os.path.exists(initdb):
+        return None
+    bindir = Path(initdb).parent
+    root = Path(tempfile.mkdtemp(prefix="td-pg-"))
+    port = free_port()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(root, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data = root / "data"
+    subprocess.run(
+        [*prefix, str(initdb), "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True
+    )
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    atexit.register(
+        lambda: subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True
+        )
+    )
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+
+
+def postgres_server_url() -> str | None:
+    """A SQLAlchemy URL of a PostgreSQL server the tests may create databases on."""
+    explicit = os.environ.get("TD_TEST_DATABASE_URL")
+    if explicit:
+        return explicit
+    if reachable("127.0.0.1", 5432):
+        return "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    return _start_private_postgres()
+
+
+def mosquitto_address() -> tuple[str, int] | None:
+    """``(host, port)`` of an MQTT broker the tests may use."""
+    explicit = os.environ.get("TD_TEST_MQTT_URL")
+    if explicit:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(explicit)
+        return parts.hostname or "127.0.0.1", parts.port or 1883
+    if reachable("127.0.0.1", 1883):
+        return "127.0.0.1", 1883
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    if binary is None:
+        return None
+    port = free_port()
+    conf = Path(tempfile.mkdtemp(prefix="td-mqtt-")) / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    atexit.register(proc.terminate)
+    return ("127.0.0.1", port) if _wait("127.0.0.1", port, 5) else None
