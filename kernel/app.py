@@ -317,7 +317,7 @@ class KernelApp:
                     log.error("kernel.start_failed", error=str(exc))
                     await self.kernel.db.dispose()
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
+                    raise
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:

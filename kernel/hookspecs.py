@@ -3,7 +3,8 @@
 Implement a hook with ``@sdk.hookimpl`` on a function of the same name in your plugin module.
 Unless a hook says *firstresult*, every plugin's implementation is called and the kernel gathers the
 results in plugin order (builtin plugins first, in their listed order, then entry-point plugins sorted
-by name; ``tryfirst``/``trylast`` move an implementation). A hook that raises, or returns a value of
+by name; ``tryfirst``/``trylast`` move an implementation). *firstresult* hooks follow pluggy's order:
+``tryfirst`` implementations, then the most recently registered plugin first. A hook that raises, or returns a value of
 the wrong type, disables that plugin with an error naming it; the rest of the app goes on.
 Hooks whose argument is ``kernel`` receive the running :class:`kernel.app.Kernel`.
 """

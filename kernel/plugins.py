@@ -168,8 +168,11 @@ class PluginHost:
 
     # -- calling hooks ---------------------------------------------------------------------------
     def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
-        # pluggy calls the last element first; reversed() gives that same order.
-        return list(reversed(getattr(self.pm.hook, hook_name).get_hookimpls()))
+        """Implementations in plugin order: ``tryfirst`` ones, then registration order, then ``trylast``."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        first = [i for i in reversed(impls) if i.tryfirst]
+        last = [i for i in reversed(impls) if i.trylast]
+        return first + [i for i in impls if not (i.tryfirst or i.trylast)] + last
 
     def collect(self, hook_name: str, check: Check, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call ``hook_name`` on each plugin separately; return ``[(plugin, result)]`` for results that
