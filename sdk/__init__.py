@@ -23,6 +23,7 @@ from kernel.errors import (
     ValidationFailed,
 )
 from kernel.hookspecs import PROJECT
+from kernel.pagination import Page, PageQuery, decode_cursor, encode_cursor, keyset_after, split_page
 from kernel.routing import RequestContext, Route, StaticFilesRoute
 from kernel.security import Principal
 
@@ -38,6 +39,8 @@ __all__ = [
     "McpTool",
     "NavItem",
     "NotFound",
+    "Page",
+    "PageQuery",
     "Panel",
     "PreconditionFailed",
     "Principal",
@@ -49,5 +52,9 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "ValidationFailed",
+    "decode_cursor",
+    "encode_cursor",
     "hookimpl",
+    "keyset_after",
+    "split_page",
 ]
