@@ -27,6 +27,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "builtin_plugins.auth",
     "builtin_plugins.events",
     "builtin_plugins.plugins",
+    "builtin_plugins.projects",
 )
 ENTRY_POINT_GROUP = "taylordash.plugins"
 

@@ -1,0 +1,1 @@
+"""Projects, components, tasks and their dependency graph."""
