@@ -133,3 +133,26 @@ def test_serve_refuses_postgres_schema_behind_head(postgres, tmp_path: Path):
     with serving(env, "--migrate", log=tmp_path / "migrate.log") as base:
         assert httpx.get(base + "/health/ready").status_code == 200
     assert json.loads(run("db", "current", "--json", env=env).stdout)["pending"] == []
+
+
+def test_logs_are_json_lines_with_request_and_trace_ids(env, tmp_path: Path):
+    log = tmp_path / "json.log"
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    with serving({**env, "TD_LOG_LEVEL": "info"}, log=log) as base:
+        response = httpx.get(
+            base + "/health/live",
+            headers={"x-request-id": "abc-123", "traceparent": f"00-{trace}-b7ad6b7169203331-01"},
+        )
+        assert response.headers["x-request-id"] == "abc-123"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert records, log.read_text()
+    access = [r for r in records if r.get("event") == "request" and r.get("request_id") == "abc-123"]
+    assert len(access) == 1 and access[0]["trace_id"] == trace and access[0]["path"] == "/health/live"
+    assert access[0]["status"] == 200 and access[0]["level"] == "info"
+    assert all("timestamp" in r and "level" in r for r in records)
+
+
+def test_serve_with_several_workers(env, tmp_path: Path):
+    with serving(env, "--workers", "2", log=tmp_path / "workers.log") as base:
+        pids = {httpx.get(base + "/health/ready").status_code for _ in range(4)}
+    assert pids == {200}
