@@ -28,6 +28,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "builtin_plugins.events",
     "builtin_plugins.plugins",
     "builtin_plugins.projects",
+    "builtin_plugins.storage",
+    "builtin_plugins.monitoring",
 )
 ENTRY_POINT_GROUP = "taylordash.plugins"
 

@@ -1,0 +1,1 @@
+"""Metrics, structured logs in the database, system sampling and retention."""
