@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -19,6 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from kernel import __version__
+from kernel.bus import Bus, Event
 from kernel.contributions import EventHandler, HealthCheck, McpTool, NavItem, Panel
 from kernel.db import Database
 from kernel.errors import ConfigError, ProblemError, StartupError
@@ -62,6 +64,7 @@ class Kernel:
         self.host = PluginHost(self.metrics, extra=plugins, builtins=builtins)
         self.host.register()
         self.db = Database(settings)
+        self.bus = Bus(settings, self.db, self.metrics)
         self.services: dict[str, Any] = {}
         self.permissions = PermissionRegistry()
         self.routes: list[tuple[str, Route | StaticFilesRoute]] = []
@@ -86,6 +89,11 @@ class Kernel:
         if inspect.isawaitable(result):
             result = await result
         return result
+
+    async def publish(self, session: AsyncSession, event: Event) -> None:
+        """Add ``event`` to the outbox in ``session``'s transaction: it is published once the caller
+        commits, and never if the transaction rolls back. Does not commit or flush."""
+        await self.bus.publish(session, event)
 
     def plugin_config(self, name: str) -> Any:
         """The validated settings of plugin ``name`` (an instance of its ``plugin_config_schema``)."""
@@ -114,8 +122,9 @@ class Kernel:
         log.info("schema.upgrade", pending=len(pending))
         await migrator.upgrade()
 
-    async def start(self, migrate: bool | None = None) -> None:
-        """Everything between "process up" and "ready": schema, plugins, contributions."""
+    async def start(self, migrate: bool | None = None, *, serve_bus: bool = True) -> None:
+        """Everything between "process up" and "ready": schema, plugins, contributions, the bus.
+        ``serve_bus=False`` (one-off commands) starts the plugins without relaying or consuming events."""
         await self.prepare_schema(migrate)
         for name in await disabled_plugins(self.db):
             if name in self.host.records:
@@ -125,12 +134,18 @@ class Kernel:
         self._validate_plugin_configs()
         await self.host.call_each("startup", isolate=True, kernel=self)
         self._collect_contributions()
+        self.bus.bind(self.event_handlers, fail=self.host.fail)
+        if serve_bus:
+            await self.bus.start()
         self.started = True
         log.info("kernel.ready", plugins=[r.name for r in self.host.active])
 
     async def stop(self) -> None:
+        # No event is handled once plugins shut down, but they can still send a last broadcast.
+        await self.bus.quiesce()
         if self.started:
             await self.host.call_each("shutdown", isolate=False, reverse=True, kernel=self)
+        await self.bus.close()
         self.started = False
         await self.db.dispose()
 

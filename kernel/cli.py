@@ -6,9 +6,11 @@ import asyncio
 import errno
 import json
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -80,9 +82,6 @@ def cli() -> None:
     Exit codes: 0 success, 1 runtime failure (port in use, database unreachable, schema behind),
     2 bad usage or invalid settings.
     """
-    from kernel.logging import configure_logging
-
-    configure_logging("warning", "console")
 
 
 @cli.command()
@@ -102,6 +101,19 @@ def _check_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise StartupError(f"port {port} on {host} is already in use") from None
             raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    """An empty folder where the workers of this server share their prometheus-client values
+    (multiprocess mode); prometheus-client reads the variable when imported, so it is set before
+    the workers start."""
+    path = settings.data_dir / "run" / f"prometheus-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 @cli.command()
@@ -134,16 +146,21 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
     asyncio.run(preflight())
     if settings.workers > 1:
         os.environ.update(TD_HOST=settings.host, TD_PORT=str(settings.port))
-        uvicorn.run(
-            "kernel.app:create_app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-        )
+        metrics_dir = _fresh_metrics_dir(settings)
+        os.environ[PROMETHEUS_MULTIPROC_ENV] = str(metrics_dir)
+        try:
+            uvicorn.run(
+                "kernel.app:create_app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_config=None,
+                access_log=False,
+                proxy_headers=True,
+            )
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         return
     app = KernelApp(kernel, migrate=False)
     config = uvicorn.Config(
@@ -205,10 +222,48 @@ def db_current(as_json: bool) -> None:
     click.echo(f"pending: {len(state['pending'])}")
 
 
+# -- scan -----------------------------------------------------------------------------------------
+@cli.command("scan")
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Report format",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["low", "medium", "high"]),
+    default="medium",
+    show_default=True,
+    help="Lowest severity that fails the scan",
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the report to FILE instead of stdout")
+def scan(targets: tuple[str, ...], fmt: str, fail_on: str, output: str | None) -> None:
+    """Scan plugin packages: source folders, wheels, sdists (.tar.gz) or zips.
+
+    Runs bandit and TaylorDash's rules for malicious packages and checks the manifest
+    (taylordash-plugin.toml). Exit codes: 0 pass, 1 a finding at or above --fail-on,
+    2 unusable input (one `error:` line on stderr). See docs/scanner.md.
+    """
+    from sandbox.scanner.cli import UnusableTarget, run_scan
+
+    try:
+        code = run_scan(targets, fmt, fail_on, output)
+    except UnusableTarget as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+    if code:
+        raise click.exceptions.Exit(code)
+
+
 # -- plugins --------------------------------------------------------------------------------------
 @cli.group()
 def plugins() -> None:
-    """List, inspect, enable and disable plugins (changes apply at the next start)."""
+    """List, inspect, enable and disable plugins; install, configure and remove uploaded ones.
+
+    Enabling or disabling a builtin or entry-point plugin applies at the next start."""
 
 
 async def _plugin_records(kernel: Any) -> list[dict[str, Any]]:
@@ -219,8 +274,77 @@ async def _plugin_records(kernel: Any) -> list[dict[str, Any]]:
     records = []
     for record in kernel.host.records.values():
         record.enabled = record.name not in disabled
-        records.append(record.as_dict())
+        records.append({**record.as_dict(), "source": "builtin" if record.builtin else "entry_point"})
+    if kernel.host.records.get("plugins") is not None and kernel.host.records["plugins"].active:
+        await kernel.start(serve_bus=False)
+        registry = kernel.services.get("plugins")
+        if registry is not None:
+            records += [_uploaded_record(row) for row in await registry.rows()]
+        await kernel.stop()
     return records
+
+
+def _uploaded_record(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "version": row.version,
+        "module": None,
+        "builtin": False,
+        "enabled": row.status == "enabled",
+        "active": False,
+        "hooks": [],
+        "error": None,
+        "description": row.description,
+        "source": "uploaded",
+        "status": row.status,
+        "verdict": row.verdict,
+        "violations_count": row.violations_count,
+    }
+
+
+CLI_PRINCIPAL_ARGS = {"id": "cli", "role": "admin", "name": "command line", "kind": "cli"}
+
+
+async def _in_registry(kernel: Any, action: Callable[[Any, Any], Awaitable[T]]) -> T:
+    from kernel.security import Principal
+
+    await kernel.start(serve_bus=False)
+    try:
+        registry = kernel.services.get("plugins")
+        if registry is None:
+            raise CommandError("the plugin registry (plugin 'plugins') is disabled or failed", exit_code=1)
+        return await action(registry, Principal(**CLI_PRINCIPAL_ARGS))
+    finally:
+        await kernel.stop()
+
+
+def _registry_run(factory: Callable[[Any], Awaitable[T]]) -> T:
+    """``_run`` for registry work: problems the registry reports become one ``error:`` line, exit 2
+    for bad input and 1 when the registry refuses."""
+    from kernel.errors import BadRequest, NotFound, ProblemError, ValidationFailed
+
+    try:
+        return _run(factory, _settings())
+    except ProblemError as exc:
+        detail = str(exc)
+        errors = exc.extra.get("errors")
+        if errors:
+            detail += ": " + "; ".join(f"{'/'.join(e['loc']) or '(root)'}: {e['msg']}" for e in errors)
+        bad_input = isinstance(exc, NotFound | BadRequest | ValidationFailed) or exc.status in (413, 415, 422)
+        raise CommandError(detail, exit_code=2 if bad_input else 1) from None
+
+
+def _with_registry(action: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """Run ``action(registry, principal)`` on a started kernel (events are written, not served)."""
+    return _registry_run(lambda kernel: _in_registry(kernel, action))
+
+
+def _echo_plugin(row: Any, as_json: bool, line: str) -> None:
+    if as_json:
+        data = row if isinstance(row, dict) else {**_uploaded_record(row), "scan_report": row.scan_report}
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(line)
 
 
 @plugins.command("list")
@@ -236,6 +360,8 @@ def plugins_list(as_json: bool) -> None:
         if r["error"]:
             state = "failed"
         origin = "builtin" if r["builtin"] else r["module"]
+        if r.get("source") == "uploaded":
+            state, origin = r["status"], f"uploaded (scan: {r['verdict']})"
         click.echo(f"{r['name']:<14} {r['version']:<10} {state:<9} {origin}")
 
 
@@ -255,32 +381,88 @@ def plugins_info(name: str, as_json: bool) -> None:
         click.echo(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
 
 
-def _set_enabled(name: str, enabled: bool) -> None:
-    from kernel.models import set_plugin_enabled
+def _set_enabled(name: str, enabled: bool, as_json: bool = False, override_reason: str | None = None) -> None:
+    from kernel.models import disabled_plugins, set_plugin_enabled
 
-    async def apply(kernel: Any) -> None:
+    async def change(service: Any, principal: Any) -> Any:
+        if enabled:
+            return await service.enable(name, principal, override_reason)
+        return await service.disable(name, principal)
+
+    async def apply(kernel: Any) -> Any:
+        await kernel.prepare_schema()
+        registry = kernel.host.records.get("plugins")
+        if registry is not None and registry.active and "plugins" not in await disabled_plugins(kernel.db):
+            return await _in_registry(kernel, change)  # recorded with its event and audit entry
         if name not in kernel.host.records:
             known = ", ".join(kernel.host.records)
             raise CommandError(f"no plugin named {name!r} (known: {known})")
-        await kernel.prepare_schema()
         await set_plugin_enabled(kernel.db, name, enabled)
+        return {"name": name, "enabled": enabled, "restart_required": True}
 
-    _run(apply, _settings())
-    click.echo(f"{name} {'enabled' if enabled else 'disabled'}; restart the server to apply")
+    result = _registry_run(apply)
+    restart = f"{name} {'enabled' if enabled else 'disabled'}; restart the server to apply"
+    _echo_plugin(result, as_json, restart if isinstance(result, dict) else f"{name} {result.status}")
 
 
 @plugins.command("enable")
 @click.argument("name")
-def plugins_enable(name: str) -> None:
-    """Enable plugin NAME."""
-    _set_enabled(name, True)
+@click.option("--override-reason", help="Enable despite a failing scan or a quarantine; stored and audited")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output")
+def plugins_enable(name: str, override_reason: str | None, as_json: bool) -> None:
+    """Enable plugin NAME (an uploaded plugin needs a passing scan, or --override-reason)."""
+    _set_enabled(name, True, as_json, override_reason)
 
 
 @plugins.command("disable")
 @click.argument("name")
-def plugins_disable(name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output")
+def plugins_disable(name: str, as_json: bool) -> None:
     """Disable plugin NAME: its routes, handlers and commands are gone after a restart."""
-    _set_enabled(name, False)
+    _set_enabled(name, False, as_json)
+
+
+@plugins.command("install")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with the scan report)")
+def plugins_install(file: str, as_json: bool) -> None:
+    """Upload the package FILE (wheel, sdist or zip) into the registry: quarantined, scanned, registered.
+    Enable it afterwards with `plugins enable`."""
+    from pathlib import Path
+
+    row = _with_registry(lambda service, principal: service.install_file(Path(file), principal))
+    findings = len(row.scan_report["targets"][0]["findings"])
+    _echo_plugin(row, as_json, f"{row.name} {row.version}: {row.status}, scan {row.verdict} ({findings} finding(s))")
+
+
+@plugins.command("remove")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output")
+def plugins_remove(name: str, as_json: bool) -> None:
+    """Remove the uploaded plugin NAME and delete its package."""
+    _with_registry(lambda service, principal: service.remove(name, principal))
+    _echo_plugin({"name": name, "status": "removed"}, as_json, f"{name} removed")
+
+
+@plugins.command("config")
+@click.argument("name")
+@click.option("--set", "values", help="Replace the configuration with this JSON object")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output")
+def plugins_config(name: str, values: str | None, as_json: bool) -> None:
+    """Show the configuration of the uploaded plugin NAME, or replace it (--set '{"key": 1}'),
+    validated against the JSON schema in its manifest."""
+    if values is None:
+        result = _with_registry(lambda service, principal: service.get_config(name))
+    else:
+        try:
+            parsed = json.loads(values)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--set is not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise CommandError("--set must be a JSON object")
+        result = _with_registry(lambda service, principal: service.set_config(name, parsed, principal))
+    lines = [f"{key} = {json.dumps(value)}" for key, value in result["config"].items()]
+    _echo_plugin(result, as_json, "\n".join(lines) or f"{name}: no configuration (revision {result['revision']})")
 
 
 # -- config ---------------------------------------------------------------------------------------
@@ -303,8 +485,14 @@ def config_show(as_json: bool) -> None:
 
 def main() -> None:
     """Console-script entry point: maps kernel errors to one stderr line and an exit code."""
+    from kernel.logging import configure_logging
+
+    # Before anything imports plugins: their log lines go to stderr, never into --json output.
+    configure_logging("warning", "console")
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns, not raises, the code of ctx.exit()/Exit
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

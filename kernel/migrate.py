@@ -11,9 +11,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
 
 from kernel.db import Database
+from kernel.errors import StartupError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 KERNEL_VERSIONS = MIGRATIONS_DIR / "versions"
@@ -57,9 +59,21 @@ class Migrator:
         async with self.db.engine.connect() as conn:
             return await conn.run_sync(read)
 
+    def _known(self, revision: str) -> bool:
+        try:
+            return self.script.get_revision(revision) is not None
+        except CommandError:
+            return False
+
     async def pending(self) -> list[str]:
         """Revisions between the database and the heads, oldest first."""
         current = await self.current()
+        unknown = sorted(rev for rev in current if not self._known(rev))
+        if unknown:
+            raise StartupError(
+                f"the database holds migrations no installed plugin provides ({', '.join(unknown)}); reinstall "
+                "the plugin, or downgrade its branch (`taylordash db downgrade <plugin>@base`) before removing it"
+            )
         applied: set[str] = set()
         for rev in current:
             applied.update(r.revision for r in self.script.iterate_revisions(rev, "base"))

@@ -43,6 +43,24 @@ _STANDARD_PROBLEMS = {
 }
 
 
+def _allows_null(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(_allows_null(option) for option in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+class _GenerateJsonSchema(GenerateJsonSchema):
+    """pydantic's generator, minus ``default: null`` on fields that do not accept null: PATCH models
+    use ``None`` as "not given", and documenting it as a default would make the schema invalid."""
+
+    def default_schema(self, schema: Any) -> dict[str, Any]:
+        json_schema = super().default_schema(schema)
+        if "default" in json_schema and json_schema["default"] is None and not _allows_null(json_schema):
+            del json_schema["default"]
+        return json_schema
+
+
 def _problem(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -61,7 +79,7 @@ def build_openapi(routes: Sequence[tuple[str, Route]], *, title: str, version: s
         ):
             if model is not None:
                 inputs.append(((index, kind), mode, TypeAdapter(model).core_schema))
-    generator = GenerateJsonSchema(ref_template=REF)
+    generator = _GenerateJsonSchema(ref_template=REF)
     schema_of, definitions = generator.generate_definitions(inputs) if inputs else ({}, {})
     schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA, **definitions}
 

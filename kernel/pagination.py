@@ -56,19 +56,26 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
         raise invalid_cursor() from None
     if not isinstance(values, list) or len(values) != size:
         raise invalid_cursor()
-    if not all(v is None or isinstance(v, str | int | float) for v in values):
+    if not all(v is None or isinstance(v, int | float) or (isinstance(v, str) and "\x00" not in v) for v in values):
         raise invalid_cursor()
     return values
 
 
 def keyset_after(columns: Sequence[Any], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
-    """Rows strictly after ``values`` in ``ORDER BY columns`` (all ascending or all descending)."""
-    condition: ColumnElement[bool] | None = None
-    for column, value in reversed(list(zip(columns, values, strict=True))):
-        beyond = column < value if descending else column > value
-        condition = beyond if condition is None else sa.or_(beyond, sa.and_(column == value, condition))
-    assert condition is not None
-    return condition
+    """Rows strictly after ``values`` in ``ORDER BY columns`` (all ascending or all descending).
+
+    A row-value comparison, ``(a, b) > (:a, :b)``: PostgreSQL and SQLite walk an index on ``columns``
+    from the cursor on. The equivalent ``a > :a OR (a = :a AND b > :b)`` can only seek on ``a``, so a
+    page deep inside many rows sharing one ``a`` (a bulk import's timestamp) rescans all of them."""
+    if len(columns) != len(values) or not columns:
+        raise ValueError("keyset_after needs one value per column")
+    # Plain values are bound with their column's type, as ``column > value`` would bind them.
+    bound = [
+        v if isinstance(v, ColumnElement) else sa.literal(v, getattr(c, "type", None))
+        for c, v in zip(columns, values, strict=True)
+    ]
+    left, right = sa.tuple_(*columns), sa.tuple_(*bound)
+    return left < right if descending else left > right
 
 
 def split_page(rows: Sequence[T], limit: int) -> tuple[list[T], bool]:

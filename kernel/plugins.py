@@ -94,6 +94,7 @@ class PluginHost:
             buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
         )
         self._started: list[float] = []
+        self._whole_hook: dict[str, Any] = {}  # labelled children, cached: hooks like authenticate run per request
         self.pm.add_hookcall_monitoring(self._before_hook, self._after_hook)
         self._discover(builtins, extra)
 
@@ -224,7 +225,10 @@ class PluginHost:
         self, outcome: Any, hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
     ) -> None:
         elapsed = time.perf_counter() - self._started.pop()
-        self.hook_seconds.labels(hook_name, "*").observe(elapsed)
+        child = self._whole_hook.get(hook_name)
+        if child is None:
+            child = self._whole_hook[hook_name] = self.hook_seconds.labels(hook_name, "*")
+        child.observe(elapsed)
 
 
 # -- result checks used with PluginHost.collect --------------------------------------------------

@@ -80,6 +80,49 @@ class Settings(BaseSettings):
     migrate_on_start: bool | None = Field(
         None, description="Upgrade the schema at start; default: yes for SQLite, no for PostgreSQL"
     )
+    bus_client_id: str = Field(
+        "",
+        max_length=128,
+        description="MQTT client id of this instance, stable across restarts so it resumes its broker session "
+        "(default taylordash-<hostname>-<port>; unique per instance)",
+    )
+    bus_share_group: str = Field(
+        "taylordash", pattern=r"^[A-Za-z0-9_\-]+$", description="Shared-subscription group instances consume in"
+    )
+    bus_tls_ca_file: Path | None = Field(None, description="CA bundle that signed the broker certificate (mqtts://)")
+    bus_tls_cert_file: Path | None = Field(None, description="Client certificate for mqtts:// (PEM)")
+    bus_tls_key_file: Path | None = Field(None, description="Private key of bus_tls_cert_file (PEM)")
+    bus_keepalive_seconds: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval")
+    bus_session_expiry_seconds: int = Field(
+        600,
+        ge=0,
+        description="How long the broker keeps a crashed instance's session and queued events for it "
+        "(events it misses are published again from the outbox)",
+    )
+    bus_inflight_max: int = Field(
+        256, ge=1, le=65000, description="QoS 1 publishes awaiting the broker's ack at once (capped by the broker)"
+    )
+    bus_reconnect_max_seconds: float = Field(30.0, gt=0, description="Cap of the reconnect and relay retry backoff")
+    bus_relay_batch_size: int = Field(500, ge=1, le=10000, description="Outbox rows the relay publishes per batch")
+    bus_relay_max_undelivered: int = Field(
+        1000,
+        ge=1,
+        description="Events published but not yet stored by a consumer before the relay waits "
+        "(keep below the broker's per-client queue, Mosquitto max_queued_messages)",
+    )
+    bus_relay_poll_seconds: float = Field(
+        0.25, gt=0, le=60, description="How often the relay looks for rows committed by other processes"
+    )
+    bus_redeliver_after_seconds: float = Field(
+        60.0, gt=0, description="Publish again an event no consumer stored while newer ones were stored this long"
+    )
+    bus_handler_attempts: int = Field(5, ge=1, le=100, description="Tries of a failing handler before dead-lettering")
+    bus_handler_backoff_seconds: float = Field(0.5, gt=0, description="Delay before a handler's second try")
+    bus_handler_backoff_max_seconds: float = Field(30.0, gt=0, description="Cap of the handler retry delay")
+    bus_handler_timeout_seconds: float = Field(30.0, gt=0, description="A handler running longer has failed")
+    bus_max_payload_bytes: int = Field(
+        262_144, ge=1024, le=268_435_455, description="Largest event envelope published or accepted"
+    )
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-plugin settings")
 
     @classmethod
@@ -119,6 +162,12 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'taylordash.db'}"
         if not self.storage_url:
             self.storage_url = f"file://{self.data_dir / 'objects'}"
+        return self
+
+    @model_validator(mode="after")
+    def _bus_tls_pair(self) -> Settings:
+        if self.bus_tls_key_file is not None and self.bus_tls_cert_file is None:
+            raise ValueError("TD_BUS_TLS_KEY_FILE is set but TD_BUS_TLS_CERT_FILE is not")
         return self
 
     @property

@@ -122,3 +122,18 @@ async def test_unreachable_database_is_a_startup_error(make_settings: Callable[.
             await kernel.prepare_schema()
     finally:
         await kernel.db.dispose()
+
+
+async def test_migrations_of_a_removed_plugin_are_named(fresh_settings: Settings):
+    with_sample = Kernel(fresh_settings, [("sample", sample_plugin)])
+    try:
+        await with_sample.migrator().upgrade()
+    finally:
+        await with_sample.db.dispose()
+    without = Kernel(fresh_settings)
+    try:
+        with pytest.raises(StartupError) as caught:
+            await without.prepare_schema()
+        assert "sample_0002" in str(caught.value) and "db downgrade <plugin>@base" in str(caught.value)
+    finally:
+        await without.db.dispose()

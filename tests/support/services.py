@@ -8,9 +8,11 @@ need it skip with the reason, unless ``TD_REQUIRE_SERVICES=1`` (CI), where they 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -120,3 +122,55 @@ def mosquitto_address() -> tuple[str, int] | None:
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     atexit.register(proc.terminate)
     return ("127.0.0.1", port) if _wait("127.0.0.1", port, 5) else None
+
+
+def mosquitto_binary() -> str | None:
+    """Path of the ``mosquitto`` broker binary, if installed."""
+    return shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
+class PrivateMosquitto:
+    """A Mosquitto of the test's own on a free port, with persistence, which a test may stop, kill
+    and start again (the machine's broker is shared and must never be restarted)."""
+
+    def __init__(self, config: str = "", port: int | None = None) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            unavailable("no mosquitto binary to start a private broker")
+        self.binary = str(binary)
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="td-mqtt-"))
+        self.log = self.root / "mosquitto.log"
+        self.conf = self.root / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.root}/\nautosave_interval 1\n"
+            f"log_dest file {self.log}\n{config}\n"
+        )
+        if os.geteuid() == 0:  # mosquitto drops root for its own user, which must own the files
+            with contextlib.suppress(KeyError, LookupError, OSError):
+                shutil.chown(self.root, "mosquitto")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> PrivateMosquitto:
+        errors = self.root / "stderr.log"
+        with errors.open("w") as err:
+            self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=err)
+        atexit.register(self.stop)
+        if not _wait("127.0.0.1", self.port, 10):
+            raise RuntimeError(f"private mosquitto did not start: {errors.read_text()}")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

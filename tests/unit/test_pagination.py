@@ -34,7 +34,9 @@ def test_pages_cover_every_row_once(descending: bool):
     assert len(seen) == len(set(seen))
 
 
-@pytest.mark.parametrize("cursor", ["!!!", encode_cursor([1]), "eyJhIjoxfQ", encode_cursor([[1], 2])])
+@pytest.mark.parametrize(
+    "cursor", ["!!!", encode_cursor([1]), "eyJhIjoxfQ", encode_cursor([[1], 2]), encode_cursor(["a\x00", 1])]
+)
 def test_bad_cursors_are_400(cursor: str):
     with pytest.raises(BadRequest) as caught:
         decode_cursor(cursor, 2)

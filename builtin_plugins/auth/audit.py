@@ -1,0 +1,199 @@
+"""The audit log: who did what, when, from where, and how it ended."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import uuid_utils.compat as uuid_utils
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.types import Scope
+
+from builtin_plugins.auth import pagination
+from builtin_plugins.auth.models import AuditEntry, utcnow
+from kernel.db import Database
+from sdk import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted: a user, an API token, the command line, or nobody known."""
+
+    kind: str
+    id: str | None = None
+    name: str | None = None
+    role: str | None = None
+
+    @classmethod
+    def of(cls, principal: Principal | None) -> Actor:
+        if principal is None:
+            return ANONYMOUS
+        return cls(principal.kind, principal.id, principal.name, principal.role)
+
+
+ANONYMOUS = Actor("anonymous")
+
+
+@dataclass(slots=True)
+class Origin:
+    """Where a request came from."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    method: str | None = None
+    path: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(slots=True)
+class AuditNote:
+    """What an endpoint tells the audit middleware about the request it is serving."""
+
+    action: str
+    target_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    actor: Actor | None = None
+
+
+def outcome_of(status: int) -> str:
+    if status < 400:
+        return "success"
+    if status in (401, 403):
+        return "denied"
+    if status == 429:
+        return "throttled"
+    return "failure" if status < 500 else "error"
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(hex=pagination.decode(cursor, 1)[0])
+    except ValueError:
+        raise pagination.invalid_cursor() from None
+
+
+def clean(value: Any) -> Any:
+    """``value`` with what PostgreSQL text and JSONB refuse (NUL, lone surrogates) replaced, recursively."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode()
+    if isinstance(value, dict):
+        return {clean(str(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return clean(value[:length]) if value is not None else None
+
+
+class AuditLog:
+    """Writes and reads ``auth_audit_log``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def entry(
+        self,
+        action: str,
+        outcome: str,
+        actor: Actor,
+        origin: Origin | None = None,
+        *,
+        status: int | None = None,
+        target_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        origin = origin or Origin()
+        return AuditEntry(
+            id=uuid_utils.uuid7(),
+            occurred_at=utcnow(),
+            actor_id=_clip(actor.id, 64),
+            actor_name=_clip(actor.name, 150),
+            actor_kind=actor.kind,
+            actor_role=actor.role,
+            action=action[:100],
+            outcome=outcome,
+            status=status,
+            method=_clip(origin.method, 10),
+            path=_clip(origin.path, 500),
+            ip=_clip(origin.ip, 64),
+            user_agent=_clip(origin.user_agent, 300),
+            request_id=_clip(origin.request_id, 128),
+            target_id=_clip(target_id, 64),
+            details=clean(details or {}),
+        )
+
+    def for_request(self, scope: Scope, status: int) -> AuditEntry:
+        """The entry for an HTTP request: the endpoint's :class:`AuditNote` if it left one (else a
+        generic ``http.request``), the principal who made it, where it came from, and ``status``."""
+        state = scope.get("state") or {}
+        audit_note: AuditNote = state.get("audit") or AuditNote("http.request")
+        user_agent = None
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value.decode("latin-1")
+                break
+        client = scope.get("client")
+        origin = Origin(
+            client[0] if client else None, user_agent, scope["method"], scope["path"], state.get("request_id")
+        )
+        actor = audit_note.actor or Actor.of(state.get("principal") or state.get("authenticated"))
+        return self.entry(
+            audit_note.action,
+            outcome_of(status),
+            actor,
+            origin,
+            status=status,
+            target_id=audit_note.target_id,
+            details=audit_note.details,
+        )
+
+    async def record(self, entry: AuditEntry, session: AsyncSession | None = None) -> None:
+        """Store ``entry`` in ``session`` (committed by its owner) or in a transaction of its own."""
+        if session is not None:
+            session.add(entry)
+            return
+        async with self.db.session() as own:
+            own.add(entry)
+            await own.commit()
+
+    async def search(
+        self,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        actor_id: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        target_id: str | None = None,
+        ip: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Entries newest first matching every given filter, and the cursor of the next page."""
+        query = select(AuditEntry)
+        for column, value in (
+            (AuditEntry.actor_id, actor_id),
+            (AuditEntry.action, action),
+            (AuditEntry.outcome, outcome),
+            (AuditEntry.target_id, target_id),
+            (AuditEntry.ip, ip),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(col(AuditEntry.occurred_at) >= since)
+        if until is not None:
+            query = query.where(col(AuditEntry.occurred_at) < until)
+        if cursor is not None:
+            query = query.where(col(AuditEntry.id) < decode_cursor(cursor))
+        query = query.order_by(col(AuditEntry.id).desc()).limit(limit + 1)
+        async with self.db.session() as session:
+            rows = list((await session.exec(query)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, pagination.encode([rows[-1].id.hex]) if more and rows else None

@@ -1,0 +1,6 @@
+# ruff: noqa
+"""A package without taylordash-plugin.toml."""
+
+
+def hello():
+    return "hello"

@@ -1,0 +1,2 @@
+# ruff: noqa
+"""Harmless code; the .pth file runs at every interpreter start."""

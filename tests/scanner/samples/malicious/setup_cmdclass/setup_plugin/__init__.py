@@ -1,0 +1,6 @@
+# ruff: noqa
+"""Harmless code; the attack is in setup.py."""
+
+
+def hello():
+    return "hello"

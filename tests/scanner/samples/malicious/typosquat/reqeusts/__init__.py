@@ -1,0 +1,6 @@
+# ruff: noqa
+"""Harmless code under a name that imitates requests."""
+
+
+def get(url):
+    return url
