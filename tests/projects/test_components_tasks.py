@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from tests.projects.conftest import Api
+from tests.support.events import committed_events
 
 MISSING = str(uuid.uuid4())
 
 
 async def outbox(api: Api) -> list[dict]:
-    """Every event committed so far, oldest first. An event sits in the kernel's outbox until the
-    processor moves it to the events mirror (one transaction), so the outbox read first and the mirror
-    read next see each event once, however far the pipeline has got."""
-    async with api.kernel.db.engine.connect() as conn:
-        pending = [json.loads(b) for (b,) in await conn.execute(sa.text("SELECT body FROM event_outbox ORDER BY seq"))]
-        mirrored = await conn.execute(
-            sa.text(
-                "SELECT id, type, topic, source, subject_id, actor_id, actor_role, occurred_at, payload "
-                "FROM events_mirror ORDER BY seq"
-            )
-        )
-        events = {}
-        for row in mirrored.mappings():
-            payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
-            when = row["occurred_at"]
-            when = when if isinstance(when, datetime) else datetime.fromisoformat(when).replace(tzinfo=UTC)
-            ident = str(uuid.UUID(str(row["id"])))
-            events[ident] = {
-                "id": ident,
-                "type": row["type"],
-                "topic": row["topic"],
-                "source": row["source"],
-                "subject_id": row["subject_id"],
-                "actor": {"id": row["actor_id"], "role": row["actor_role"]} if row["actor_id"] else None,
-                "payload": payload,
-                "occurred_at": when.astimezone(UTC),
-            }
-    for event in pending:
-        event["occurred_at"] = datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
-        events.setdefault(event["id"], event)
-    ours = [e for e in events.values() if e["source"] == "projects"]
-    return sorted(ours, key=lambda e: e["occurred_at"])
+    """Every event the projects plugin committed so far, oldest first."""
+    return await committed_events(api.kernel.db.engine, source="projects")
 
 
 async def test_tasks_roll_up_into_components_and_projects(api: Api):
