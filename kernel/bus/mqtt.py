@@ -39,6 +39,7 @@ log = structlog.get_logger("taylordash.bus.mqtt")
 # gmqtt logs every connection event itself, partly at WARNING; the transport logs them once, structured.
 logging.getLogger("gmqtt").setLevel(logging.ERROR)
 SUBACK_TIMEOUT = 10.0
+STOP_SECONDS = 5.0
 STABLE_CONNECTION_SECONDS = 10.0
 
 
@@ -185,7 +186,9 @@ class MqttTransport(Transport):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            _, stuck = await asyncio.wait({task}, timeout=STOP_SECONDS)
+            if stuck:  # gmqtt did not let go: stopping must not hang on it
+                log.warning("bus.stop_incomplete", waiting_in=repr(task))
         conn, self._conn = self._conn, None
         self._connected.clear()
         if conn is not None:
@@ -196,7 +199,8 @@ class MqttTransport(Transport):
         handling = list(self._handling)
         for handler_task in handling:
             handler_task.cancel()
-        await asyncio.gather(*handling, return_exceptions=True)
+        if handling:
+            await asyncio.wait(handling, timeout=STOP_SECONDS)
 
     async def subscribe(self, pattern: str, handler: MessageHandler) -> None:
         _, topic_filter = split_shared(pattern)

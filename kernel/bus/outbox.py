@@ -200,8 +200,11 @@ class Relay:
                 continue
             delay = 0.2
             if sent == 0:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                # arrives as the wait completes, and stopping the relay would then hang.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.options.poll_seconds)
+                    async with asyncio.timeout(self.options.poll_seconds):
+                        await self._wake.wait()
 
     async def relay_once(self) -> int:
         """Publish one batch; return how many rows the broker acknowledged. The batch is marked sent
