@@ -16,10 +16,13 @@ from typing import Any
 
 import structlog
 
+from sdk import ServiceUnavailable
+
 log = structlog.get_logger("taylordash.events.live")
 GAP_SECONDS = 5.0
 MAX_GAPS = 10_000
 BATCH = 500
+START_SECONDS = 5.0
 
 
 class Listener:
@@ -31,6 +34,7 @@ class Listener:
         self.dropped = False
 
     def offer(self, row: Mapping[str, Any] | None) -> bool:
+        """Queue ``row``; ``False`` (and ``dropped``) when the listener is too far behind."""
         try:
             self.queue.put_nowait(row)
             return True
@@ -49,6 +53,7 @@ class LiveFeed:
         self._listeners: set[Listener] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
         self._high = 0
         self._gaps: dict[int, float] = {}
 
@@ -58,15 +63,23 @@ class LiveFeed:
 
     async def attach(self) -> Listener:
         """A new listener, receiving every row mirrored from now on."""
-        if self._task is None:
-            self._high = await self.service.last_seq()
-            self._gaps.clear()
-            self._task = asyncio.get_running_loop().create_task(self._follow(), name="events-live")
         listener = Listener(self.listener_queue)
         self._listeners.add(listener)
+        if self._task is None:
+            self._started = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._follow(), name="events-live")
+        try:
+            async with asyncio.timeout(START_SECONDS):
+                await self._started.wait()
+        except TimeoutError:
+            self.detach(listener)
+            raise ServiceUnavailable(
+                "the event mirror cannot be read right now", headers={"Retry-After": "5"}
+            ) from None
         return listener
 
     def detach(self, listener: Listener) -> None:
+        """Stop feeding ``listener`` (its stream ended)."""
         self._listeners.discard(listener)
 
     @property
@@ -75,15 +88,28 @@ class LiveFeed:
         return self._high
 
     async def stop(self) -> None:
+        """Stop following and end every stream."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         for listener in list(self._listeners):
-            listener.queue.put_nowait(None) if not listener.queue.full() else None
+            listener.offer(None)  # ends its stream (a full queue ends it through ``dropped``)
         self._listeners.clear()
 
     async def _follow(self) -> None:
+        while True:  # the starting point: the newest row mirrored so far
+            try:
+                self._high = await self.service.last_seq()
+                break
+            except Exception as exc:
+                log.warning("events.live_poll_failed", error=str(exc) or type(exc).__name__)
+                if not self._listeners:
+                    self._task = None
+                    return
+                await asyncio.sleep(self.poll_seconds)
+        self._gaps.clear()
+        self._started.set()
         while self._listeners:
             self._wake.clear()
             try:
@@ -98,7 +124,8 @@ class LiveFeed:
                         self._listeners.discard(listener)
             if len(rows) < BATCH:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
         self._task = None
 
     def _advance(self, rows: list[Mapping[str, Any]]) -> None:

@@ -97,7 +97,8 @@ async def stream_events(ctx: RequestContext) -> StreamingResponse:
                 position = backlog[-1]["seq"]
             while True:
                 try:
-                    row = await asyncio.wait_for(listener.queue.get(), heartbeat)
+                    async with asyncio.timeout(heartbeat):
+                        row = await listener.queue.get()
                 except TimeoutError:
                     if listener.dropped:
                         return

@@ -19,12 +19,14 @@ def start(kernel: Any) -> None:
 
 
 async def stop(kernel: Any) -> None:
+    """Stop the live feed, ending open streams."""
     service = kernel.services.get("events")
     if service is not None:
         await service.live.stop()
 
 
 def register_metrics(kernel: Any, registry: Any) -> None:
+    """Create the store's counters on the kernel's registry."""
     service: EventsService = kernel.services["events"]
     service.store.bind_metrics(
         Counter("taylordash_events_mirrored", "Events written to the mirror", registry=registry),

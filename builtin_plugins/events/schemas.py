@@ -52,6 +52,8 @@ class StreamQuery(BaseModel):
 
 
 class ActorOut(BaseModel):
+    """Who caused an event."""
+
     id: str
     role: str
 
@@ -75,6 +77,8 @@ class EventOut(BaseModel):
 
 
 class EventPage(BaseModel):
+    """One page of events; pass ``next_cursor`` back as ``cursor`` for the next."""
+
     items: list[EventOut]
     next_cursor: str | None = None
 
@@ -115,6 +119,8 @@ class DeadLetterOut(BaseModel):
 
 
 class DeadLetterPage(BaseModel):
+    """One page of dead letters; pass ``next_cursor`` back as ``cursor`` for the next."""
+
     items: list[DeadLetterOut]
     next_cursor: str | None = None
 
@@ -142,6 +148,8 @@ class ReplayOut(BaseModel):
 
 
 class ReplaySummary(BaseModel):
+    """What a bulk replay did, entry by entry."""
+
     replayed: int
     failed: int
     items: list[ReplayOut]

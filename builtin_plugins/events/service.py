@@ -102,6 +102,7 @@ class EventsService:
 
     # -- the mirror -------------------------------------------------------------------------------
     async def list_events(self, query: EventQuery, admin: bool) -> EventPage:
+        """A page of mirrored events matching ``query``, newest first (admin-only ones need ``admin``)."""
         conditions = visible_to(admin)
         exact = True
         if query.topic:
@@ -129,6 +130,7 @@ class EventsService:
         )
 
     async def get_event(self, event_id: UUID, admin: bool) -> EventOut | None:
+        """One mirrored event, or ``None`` (also when only admins may see it and ``admin`` is false)."""
         async with self.db.engine.connect() as conn:
             query = sa.select(MIRROR).where(MIRROR.c.id == event_id, *visible_to(admin))
             row = (await conn.execute(query)).mappings().first()
@@ -149,6 +151,7 @@ class EventsService:
         return rows
 
     async def last_seq(self) -> int:
+        """The highest ``seq`` in the mirror (0 when empty)."""
         async with self.db.engine.connect() as conn:
             return int(await conn.scalar(sa.select(sa.func.coalesce(sa.func.max(MIRROR.c.seq), 0))) or 0)
 
@@ -172,6 +175,7 @@ class EventsService:
         return conditions, keep
 
     async def list_letters(self, query: DeadLetterQuery) -> DeadLetterPage:
+        """A page of dead letters matching ``query``, newest first."""
         conditions, keep = self._letter_conditions(query)
         position = UUID(str(decode_cursor(query.cursor))) if query.cursor else None
         async with self.db.engine.connect() as conn:
@@ -181,6 +185,7 @@ class EventsService:
         )
 
     async def get_letter(self, letter_id: UUID) -> DeadLetterOut | None:
+        """One dead letter, or ``None``."""
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(sa.select(DLQ).where(DLQ.c.id == letter_id))).mappings().first()
         return letter_out(row) if row is not None else None
@@ -224,6 +229,7 @@ class EventsService:
         return ReplayOut(id=letter.id, status="replayed")
 
     async def replay_matching(self, selection: ReplayFilter, actor: Any = None) -> ReplaySummary:
+        """Replay, oldest first, the entries ``selection`` names; one outcome each."""
         outcomes = []
         for letter_id in await self.select_letters(selection):
             try:
@@ -234,12 +240,14 @@ class EventsService:
         return ReplaySummary(replayed=replayed, failed=len(outcomes) - replayed, items=outcomes)
 
     async def discard(self, letter_id: UUID, actor: Any = None) -> None:
+        """Remove one entry (404 problem when there is none), recording who did."""
         letter = await self.get_letter(letter_id)
         if letter is None:
             raise NotFound(f"no dead letter with id {letter_id}")
         await self._remove([letter], "system.dlq_discarded", actor)
 
     async def discard_matching(self, selection: ReplayFilter, actor: Any = None) -> int:
+        """Remove the entries ``selection`` names; how many went."""
         letters = [letter for i in await self.select_letters(selection) if (letter := await self.get_letter(i))]
         await self._remove(letters, "system.dlq_discarded", actor)
         return len(letters)

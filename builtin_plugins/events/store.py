@@ -23,6 +23,7 @@ CLAIMS = EventClaim.__table__
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
 
 
@@ -96,11 +97,13 @@ class MirrorStore:
         self._complete = sa.delete(CLAIMS).where(any_of(CLAIMS.c.event_id, "ids", sa.Uuid(), db.is_sqlite))
 
     def bind_metrics(self, mirrored: Any, duplicates: Any) -> None:
+        """Count mirrored events and duplicate deliveries on these prometheus counters."""
         self.mirrored, self.duplicates = mirrored, duplicates
 
     async def accept(
         self, conn: AsyncConnection, events: Sequence[tuple[Event, bool]], *, owner: str, lease_seconds: float
     ) -> list[Event]:
+        """See ``kernel.bus.store.EventStore.accept``: one statement for the batch, claims for the handled."""
         now = utcnow()
         if self.db.is_sqlite:
             rows = [_mirror_row(event, now) for event, _ in events]
@@ -129,9 +132,11 @@ class MirrorStore:
         return claimed
 
     async def complete(self, conn: AsyncConnection, ids: Sequence[UUID]) -> None:
+        """Drop the claims of events whose handlers have all run."""
         await conn.execute(self._complete, {"ids": list(ids)})
 
     async def reclaim(self, conn: AsyncConnection, *, owner: str, lease_seconds: float, limit: int) -> list[Event]:
+        """Take over claims whose lease expired (their consumer died); their events, in mirror order."""
         now = utcnow()
         expired = (
             sa.select(CLAIMS.c.event_id)
@@ -159,6 +164,7 @@ class MirrorStore:
         return set((await conn.execute(sa.select(CLAIMS.c.event_id).where(CLAIMS.c.event_id.in_(list(ids))))).scalars())
 
     async def dead_letter(self, conn: AsyncConnection, letters: Sequence[Any]) -> None:
+        """Write ``letters`` to ``dlq_events``."""
         now = utcnow()
         rows = [
             {

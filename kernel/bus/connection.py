@@ -44,5 +44,6 @@ class DedicatedConnection:
                 await conn.close()
 
     async def close(self) -> None:
+        """Close the connection for good (it is opened again on the next ``begin``)."""
         async with self._lock:
             await self._discard()

@@ -56,7 +56,7 @@ class Event(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _as_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        return value.astimezone(UTC) if value.utcoffset() else value
 
     @model_validator(mode="after")
     def _topic_matches_type(self) -> Event:

@@ -31,6 +31,7 @@ class _Session:
         self.transport: MemoryTransport | None = None
 
     def push(self, message: Message) -> None:
+        """Queue ``message`` and deliver it if the client is connected."""
         self.queue.append(message)
         if self.transport is not None:
             self.transport._pump()
@@ -56,6 +57,7 @@ class MemoryBroker:
         return cls._named.setdefault(name, cls())
 
     def publish(self, topic: str, payload: bytes) -> None:
+        """Queue the message for every plain subscriber and one member of each shared group."""
         groups: dict[tuple[str, str], list[tuple[_Session, str]]] = {}
         for session in self.sessions.values():
             for pattern, (group, topic_filter) in session.subscriptions.items():

@@ -193,7 +193,8 @@ class MqttTransport(Transport):
         self._connected.clear()
         if conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.client.disconnect(), 5)
+                async with asyncio.timeout(5):
+                    await conn.client.disconnect()
             self._forget(conn)
         # The connection is closed, so these handlers' acknowledgements never reach the broker.
         handling = list(self._handling)
@@ -223,7 +224,8 @@ class MqttTransport(Transport):
         mid = conn.client.unsubscribe(pattern)
         future = conn.subacks[mid] = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(future, SUBACK_TIMEOUT)
+            async with asyncio.timeout(SUBACK_TIMEOUT):
+                await future
         finally:
             conn.subacks.pop(mid, None)
 
@@ -292,12 +294,9 @@ class MqttTransport(Transport):
         if self.username is not None:
             client.set_auth_credentials(self.username, self.password)
         try:
-            await asyncio.wait_for(
-                client.connect(
-                    self.host, self.port, ssl=self.ssl_context() or False, keepalive=self.options.keepalive_seconds
-                ),
-                self.options.connect_timeout_seconds,
-            )
+            async with asyncio.timeout(self.options.connect_timeout_seconds):
+                ssl_context = self.ssl_context() or False
+                await client.connect(self.host, self.port, ssl=ssl_context, keepalive=self.options.keepalive_seconds)
         except (OSError, TimeoutError, MQTTConnectError, ssl.SSLError) as exc:
             log.warning("bus.connect_failed", host=self.host, port=self.port, error=str(exc) or type(exc).__name__)
             await self._close(conn)
@@ -321,7 +320,8 @@ class MqttTransport(Transport):
         # gmqtt has no public "is a socket open" for a connect that failed half-way.
         if conn.client._connection is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.client.disconnect(), 2)
+                async with asyncio.timeout(2):
+                    await conn.client.disconnect()
 
     def _forget(self, conn: _Connection) -> None:
         conn.tracker.fail(TransportUnavailable("the connection to the broker was lost"))
@@ -344,7 +344,8 @@ class MqttTransport(Transport):
         mid = conn.client.subscribe(gmqtt.Subscription(pattern, qos=1), subscription_identifier=identifier)
         future = conn.subacks[mid] = asyncio.get_running_loop().create_future()
         try:
-            granted = await asyncio.wait_for(future, SUBACK_TIMEOUT)
+            async with asyncio.timeout(SUBACK_TIMEOUT):
+                granted = await future
         except asyncio.CancelledError:
             if conn.lost.is_set():
                 raise TransportUnavailable("the connection was lost while subscribing") from None

@@ -163,6 +163,7 @@ class Relay:
         self._wake.set()
 
     async def start(self) -> None:
+        """Start relaying and housekeeping."""
         if not self._tasks:
             loop = asyncio.get_running_loop()
             self._tasks = [
@@ -171,6 +172,7 @@ class Relay:
             ]
 
     async def stop(self) -> None:
+        """Stop relaying and housekeeping; release the connection (and with it the leader lock)."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()

@@ -148,6 +148,7 @@ class Processor:
         return next((h for h in self.handlers if h.name == name), None)
 
     async def start(self) -> None:
+        """Start consuming, recording completions and reclaiming expired claims."""
         loop = asyncio.get_running_loop()
         self._workers = [
             loop.create_task(self._consume(), name="bus-processor"),
@@ -182,7 +183,8 @@ class Processor:
         """Wait (up to ``grace_seconds``) until every message received so far is stored."""
         if self._receiving:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace_seconds)
+                async with asyncio.timeout(grace_seconds):
+                    await self._idle.wait()
 
     # -- consuming --------------------------------------------------------------------------------
     async def receive(self, topic: str, payload: bytes) -> None:

@@ -69,15 +69,19 @@ class NullStore:
     async def accept(
         self, conn: AsyncConnection, events: Sequence[tuple[Event, bool]], *, owner: str, lease_seconds: float
     ) -> list[Event]:
+        """Every event that needs handling, unclaimed: no store means at least once."""
         return [event for event, needs_handling in events if needs_handling]
 
     async def complete(self, conn: AsyncConnection, ids: Sequence[UUID]) -> None:
+        """Nothing to record."""
         return None
 
     async def reclaim(self, conn: AsyncConnection, *, owner: str, lease_seconds: float, limit: int) -> list[Event]:
+        """Nothing is ever claimed."""
         return []
 
     async def dead_letter(self, conn: AsyncConnection, letters: Sequence[DeadLetter]) -> None:
+        """Log what cannot be kept."""
         for letter in letters:
             log.error(
                 "bus.dead_letter_dropped",

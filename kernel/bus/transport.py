@@ -68,8 +68,9 @@ class Transport(ABC):
         """Wait until connected; ``False`` if ``seconds`` passed first."""
         if self._connected.is_set():
             return True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), seconds)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can swallow a cancellation on 3.11
+            async with asyncio.timeout(seconds):
+                await self._connected.wait()
         return self._connected.is_set()
 
     @abstractmethod

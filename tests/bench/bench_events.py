@@ -6,8 +6,10 @@ Measures, in one run:
 
 1. the broker's own ceiling: ``mosquitto_pub``/``mosquitto_sub`` and a raw gmqtt loop, QoS 1;
 2. pipeline capacity: a committed backlog drained from ``event_outbox`` to ``events_mirror``;
-3. sustained end-to-end throughput: a producer process commits events as fast as it can while the
-   kernel relays and mirrors them (outbox commit → mirror row);
+3. sustained end-to-end throughput (outbox commit → mirror row): a producer process keeps committing,
+   at 6,000 events/s offered and then flat out, while the kernel relays and mirrors; the rate is
+   events over the time from the first event created to the last mirror row. Then again with two
+   kernel processes sharing the work (as ``taylordash serve --workers 2`` or two replicas);
 4. latency at a steady rate (default 1,000 events/s, from a producer process): from the moment an
    event is created and added to the outbox transaction (``occurred_at``, just before the commit)
    to the moment its mirror row is written (``mirrored_at``).
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -134,7 +137,7 @@ async def produce(kernel: Kernel, count: int, batch: int, rate: float | None = N
 
 async def producer_main(args: argparse.Namespace) -> None:
     """The producer process: commits events through ``kernel.publish`` without running a bus."""
-    kernel = Kernel(bench_settings(args.database, args.broker_url), builtins=EVENTS_ONLY)
+    kernel = Kernel(bench_settings(args.database, args.broker_url, args.group), builtins=EVENTS_ONLY)
     await kernel.start(serve_bus=False)
     try:
         achieved = await produce(kernel, args.count, args.batch, args.rate or None)
@@ -145,17 +148,38 @@ async def producer_main(args: argparse.Namespace) -> None:
 
 def spawn_producer(args: argparse.Namespace, database: str, count: int, batch: int, rate: float = 0) -> Any:
     command = [sys.executable, __file__, "--produce", "--database", database, "--broker-url", args.broker_url]
-    command += ["--count", str(count), "--batch", str(batch), "--rate", str(rate)]
+    command += ["--group", args.group, "--count", str(count), "--batch", str(batch), "--rate", str(rate)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 
 
+async def instance_main(args: argparse.Namespace) -> None:
+    """Another kernel instance (a process of its own, as with ``serve --workers 2``): it consumes
+    through the same shared subscription and competes to lead the relay, until SIGTERM."""
+    kernel = Kernel(bench_settings(args.database, args.broker_url, args.group), [("noop", NoOpHandler())], EVENTS_ONLY)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await kernel.start()
+    print("ready", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await kernel.stop()
+
+
+def spawn_instance(args: argparse.Namespace) -> Any:
+    command = [sys.executable, __file__, "--instance", "--database", args.database, "--broker-url", args.broker_url]
+    instance = subprocess.Popen([*command, "--group", args.group], stdout=subprocess.PIPE, text=True)
+    assert instance.stdout is not None and instance.stdout.readline().strip() == "ready"
+    return instance
+
+
 # -- the kernel -------------------------------------------------------------------------------------
-def bench_settings(database: str, broker_url: str) -> Settings:
+def bench_settings(database: str, broker_url: str, group: str) -> Settings:
     return load_settings(
         database_url=database,
         bus_url=broker_url,
         bus_client_id=f"bench-{os.getpid()}",
-        bus_share_group=f"bench{os.getpid()}",
+        bus_share_group=group,
         data_dir=Path(tempfile.gettempdir()) / f"td-bench-{os.getpid()}",
         log_level="warning",
         migrate_on_start=True,
@@ -189,6 +213,15 @@ async def latencies(kernel: Kernel) -> list[float]:
         return [float(row[0]) for row in await conn.execute(query)]
 
 
+async def mirror_rate(kernel: Kernel) -> tuple[float, float]:
+    """Mirror rows per second from the first event created to the last row mirrored, and how far
+    the last mirror row trailed the last event created (the backlog when the producer stopped)."""
+    query = sa.text("SELECT count(*), min(occurred_at), max(occurred_at), max(mirrored_at) FROM events_mirror")
+    async with kernel.db.engine.connect() as conn:
+        count, first, last_created, last_mirrored = (await conn.execute(query)).one()
+    return count / (last_mirrored - first).total_seconds(), (last_mirrored - last_created).total_seconds()
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -204,7 +237,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     raw = await gmqtt_ceiling(args.broker_url, args.ceiling_messages)
     results.append(("Mosquitto ceiling: raw gmqtt loop, QoS 1, 1 process", f"{raw:,.0f} msg/s", ""))
 
-    kernel = Kernel(bench_settings(args.database, args.broker_url), [("noop", NoOpHandler())], EVENTS_ONLY)
+    kernel = Kernel(bench_settings(args.database, args.broker_url, args.group), [("noop", NoOpHandler())], EVENTS_ONLY)
     await kernel.start(serve_bus=False)
     try:
         # 2. capacity: drain a committed backlog
@@ -221,22 +254,28 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str, str]]:
         await kernel.bus.stop()
         await truncate(kernel)
 
-        # 3. sustained: a producer process commits while the kernel relays and mirrors
+        # 3. sustained: a producer process keeps committing (at a steady rate, then flat out) while
+        #    the kernel relays and mirrors; one kernel process, then two (as ``serve --workers 2``)
         kernel = await restart(kernel)
-        start = time.perf_counter()
-        producer = spawn_producer(args, args.database, args.events, 100)
-        await wait_mirrored(kernel, args.events)
-        rate = float(producer.communicate(timeout=600)[0].split()[-1])
-        total = time.perf_counter() - start
-        results.append(
-            (
-                "Sustained end-to-end: producer process, 100 events/commit",
-                f"{args.events / total:,.0f} events/s",
-                "≥ 5,000",
-            )
-        )
-        results.append(("    producer commit rate meanwhile", f"{rate:,.0f} events/s", ""))
-        await truncate(kernel)
+        runs = [
+            (1, f"{args.sustained_rate:,.0f} events/s offered", args.sustained_rate, args.sustained_events),
+            (1, "producer flat out", 0.0, args.events),
+            (2, f"{args.sustained_rate:,.0f} events/s offered", args.sustained_rate, args.sustained_events),
+        ]
+        for processes, label, offered, total in runs:
+            helper = spawn_instance(args) if processes > 1 else None
+            producer = spawn_producer(args, args.database, total, 100, offered)
+            await wait_mirrored(kernel, total)
+            committed = float(producer.communicate(timeout=600)[0].split()[-1])
+            if helper is not None:
+                helper.send_signal(signal.SIGTERM)
+                helper.wait(timeout=60)
+            rate, behind = await mirror_rate(kernel)
+            kernels = "1 kernel process" if processes == 1 else f"{processes} kernel processes"
+            name = f"Sustained end-to-end, {kernels}, {label} ({committed:,.0f}/s committed)"
+            results.append((name, f"{rate:,.0f} events/s", "≥ 5,000" if offered else ""))
+            results.append(("    mirror behind the producer at its last commit", f"{behind * 1000:,.0f} ms", ""))
+            await truncate(kernel)
 
         # 4. latency at a steady rate
         count = int(args.rate * args.seconds)
@@ -286,6 +325,7 @@ async def main(args: argparse.Namespace) -> None:
     if not args.broker:
         broker = PrivateMosquitto(TUNED_BROKER, port=free_port()).start()
     args.broker_url = args.broker or broker.url
+    args.group = f"bench{os.getpid()}"
     try:
         rows = await run(args)
     finally:
@@ -294,7 +334,7 @@ async def main(args: argparse.Namespace) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
     load = os.getloadavg()
-    print(f"\nTaylorDash event pipeline — {os.cpu_count()} CPUs, load average {load[0]:.1f} at the end")
+    print(f"\nTaylorDash event pipeline — {os.cpu_count()} CPUs, {args.loop}, load average {load[0]:.1f} at the end")
     origin = "private, infra/mosquitto limits" if broker else "given"
     print(f"broker {args.broker_url} ({origin}), PostgreSQL {server.rsplit('@', 1)[-1]}\n")
     print(table(rows))
@@ -303,12 +343,16 @@ async def main(args: argparse.Namespace) -> None:
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=50_000, help="events of the throughput runs")
+    parser.add_argument("--sustained-rate", type=float, default=6000, help="events/s offered in the sustained run")
+    parser.add_argument("--sustained-events", type=int, default=60_000, help="events of the sustained run")
     parser.add_argument("--rate", type=float, default=1000, help="events/s of the latency run")
     parser.add_argument("--seconds", type=float, default=15, help="length of the latency run")
     parser.add_argument("--ceiling-messages", type=int, default=50_000, help="messages of the broker ceiling runs")
     parser.add_argument("--broker", help="mqtt://host:port of an existing broker (default: a private one)")
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--produce", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--instance", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
     parser.add_argument("--broker-url", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -316,7 +360,23 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def install_loop() -> str:
+    """The event loop ``taylordash serve`` runs on: uvloop when installed (uvicorn's "auto")."""
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    uvloop.install()
+    return "uvloop"
+
+
 if __name__ == "__main__":
     configure_logging("warning", "console")  # logs to stderr: stdout carries results
     arguments = parse()
-    asyncio.run(producer_main(arguments) if arguments.produce else main(arguments))
+    arguments.loop = install_loop()
+    if arguments.produce:
+        asyncio.run(producer_main(arguments))
+    elif arguments.instance:
+        asyncio.run(instance_main(arguments))
+    else:
+        asyncio.run(main(arguments))

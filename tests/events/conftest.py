@@ -27,7 +27,7 @@ def private_broker() -> Iterator[PrivateMosquitto]:
     """One private, tuned broker for the tests that need an isolated MQTT namespace."""
     broker = PrivateMosquitto(TUNED).start()
     yield broker
-    broker.stop()
+    broker.close()
 
 
 DATABASES = ("events", "with-auth")

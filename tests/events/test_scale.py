@@ -120,7 +120,7 @@ async def test_broker_restart_mid_stream(bus_settings, app_client_for, how):
             assert down_at < TOTAL
             await check_exactly_once(kernel, acknowledged)
     finally:
-        broker.stop()
+        broker.close()
 
 
 async def test_kernel_killed_mid_stream_and_restarted(bus_settings, tmp_path):
@@ -178,7 +178,7 @@ async def test_kernel_killed_mid_stream_and_restarted(bus_settings, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
         await observer.db.dispose()
-        broker.stop()
+        broker.close()
 
 
 async def test_two_instances_each_event_mirrored_and_handled_once(bus_settings, private_broker, app_client_for):

@@ -165,6 +165,11 @@ class PrivateMosquitto:
             raise RuntimeError(f"private mosquitto did not start: {errors.read_text()}")
         return self
 
+    def close(self) -> None:
+        """Stop for good and remove the broker's files."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
