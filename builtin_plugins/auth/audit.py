@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import structlog
 import uuid_utils.compat as uuid_utils
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import Scope
@@ -16,6 +20,10 @@ from builtin_plugins.auth import pagination
 from builtin_plugins.auth.models import AuditEntry, utcnow
 from kernel.db import Database
 from sdk import Principal
+
+log = structlog.get_logger("taylordash.auth")
+#: Entries held while the database refuses them; beyond this the oldest are dropped (and logged).
+MAX_PENDING = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +99,22 @@ def _clip(value: str | None, length: int) -> str | None:
 
 
 class AuditLog:
-    """Writes and reads ``auth_audit_log``."""
+    """Writes and reads ``auth_audit_log``.
 
-    def __init__(self, db: Database) -> None:
+    :meth:`record` writes at once (in the caller's session or a transaction of its own).
+    :meth:`defer` queues an entry for the background writer started by :meth:`start`, which inserts
+    what has queued up in one statement every ``linger_seconds``: the request audit trail costs a
+    share of one insert instead of a transaction per request. Reads (:meth:`search`) and
+    :meth:`stop` flush the queue first, so an instance always reads its own entries."""
+
+    def __init__(self, db: Database, linger_seconds: float = 0.05) -> None:
         self.db = db
+        self.linger_seconds = linger_seconds
+        self._pending: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()
+        self._table = AuditEntry.__table__  # type: ignore[attr-defined]
 
     def entry(
         self,
@@ -161,6 +181,62 @@ class AuditLog:
             own.add(entry)
             await own.commit()
 
+    async def defer(self, entry: AuditEntry) -> None:
+        """Queue ``entry`` for the background writer; without a running writer, store it now."""
+        if self._writer is None or self._writer.done():
+            await self.record(entry)
+            return
+        self._pending.append({column.name: getattr(entry, column.name) for column in self._table.columns})
+        if len(self._pending) > MAX_PENDING:
+            dropped = len(self._pending) - MAX_PENDING
+            del self._pending[:dropped]
+            log.error("auth.audit_dropped", entries=dropped, reason="the database refused audit writes too long")
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the background writer (on the running event loop)."""
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_forever(), name="audit-writer")
+
+    async def stop(self) -> None:
+        """Stop the writer and store what it still holds."""
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        try:
+            await self.flush()
+        except Exception as exc:
+            log.error("auth.audit_write_failed", error=repr(exc), entries=len(self._pending))
+
+    async def flush(self) -> None:
+        """Insert every queued entry now (raises if the database refuses; the entries stay queued)."""
+        async with self._flushing:
+            if not self._pending:
+                return
+            rows, self._pending = self._pending, []
+            try:
+                async with self.db.engine.begin() as conn:
+                    await conn.execute(insert(self._table), rows)
+            except BaseException:
+                self._pending[:0] = rows
+                raise
+
+    async def _write_forever(self) -> None:
+        delay = self.linger_seconds
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(delay)  # let a burst of requests queue up behind the first
+            self._wake.clear()
+            try:
+                await self.flush()
+                delay = self.linger_seconds
+            except Exception as exc:
+                log.error("auth.audit_write_failed", error=repr(exc), entries=len(self._pending))
+                delay = min(max(delay * 2, 0.5), 5.0)
+                self._wake.set()
+
     async def search(
         self,
         *,
@@ -192,6 +268,7 @@ class AuditLog:
         if cursor is not None:
             query = query.where(col(AuditEntry.id) < decode_cursor(cursor))
         query = query.order_by(col(AuditEntry.id).desc()).limit(limit + 1)
+        await self.flush()
         async with self.db.session() as session:
             rows = list((await session.exec(query)).all())
         more = len(rows) > limit

@@ -17,7 +17,8 @@ class AuditMiddleware:
     """Writes one ``auth_audit_log`` row per mutating request (POST, PUT, PATCH, DELETE) of any plugin:
     who (the authenticated principal), what (method, path, and the action an endpoint noted), when,
     from where (client address, user agent, request id) and the outcome (status). The row is written
-    after the response has been sent; other methods pass straight through."""
+    after the response has been sent, by the audit log's background writer (batched with other
+    requests' rows); other methods pass straight through."""
 
     def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
         self.app = app
@@ -44,7 +45,7 @@ class AuditMiddleware:
 
     async def _record(self, scope: Scope, status: int) -> None:
         try:
-            await self.audit.record(self.audit.for_request(scope, status))
+            await self.audit.defer(self.audit.for_request(scope, status))
         except Exception as exc:  # the response is out; losing the row must not turn it into an error
             log.error("auth.audit_write_failed", error=repr(exc), path=scope["path"], method=scope["method"])
 

@@ -99,10 +99,12 @@ class AuthService:
             service.oidc = load_oidc()(service)
         if not service.revocations.connect(getattr(kernel, "bus", None)):
             log.warning("auth.no_bus", detail="revocations reach other instances only when their caches expire")
+        service.audit.start()
         kernel.services["auth"] = service
         return service
 
     async def stop(self) -> None:
+        await self.audit.stop()
         await self.revocations.close()
 
     # -- events ----------------------------------------------------------------------------------

@@ -26,13 +26,13 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import structlog
-from sqlalchemy import Uuid, bindparam, delete, event, func, insert, select, text, update
+from sqlalchemy import Uuid, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session, SessionTransaction
@@ -67,8 +67,8 @@ class Outbox:
         self.max_payload_bytes = max_payload_bytes
         self._wake_relay = wake_relay
         self._insert = insert(OUTBOX)
-        # PostgreSQL delivers a NOTIFY at commit: relays of other processes wake at once.
-        self._notify = None if db.is_sqlite else text(f"SELECT pg_notify('{CHANNEL}', '')")
+        # On PostgreSQL a statement trigger on the table (migration kernel_0003) sends the NOTIFY that
+        # wakes relays of other processes at commit; this process's relay is woken after commit.
         self._delivered = delete(OUTBOX).where(any_of(OUTBOX.c.id, "ids", Uuid(), db.is_sqlite))
 
     async def append(self, session: AsyncSession, event_: Event) -> None:
@@ -79,30 +79,19 @@ class Outbox:
                 f"event {event_.type} is {len(body)} bytes; "
                 f"the limit is {self.max_payload_bytes} (TD_BUS_MAX_PAYLOAD_BYTES)"
             )
-        sync_session = session.sync_session
-        pending = sync_session.info.get(_PENDING)
-        if pending is None:
-            pending = sync_session.info[_PENDING] = []
-            event.listen(sync_session, "before_commit", self._write)
-            event.listen(sync_session, "after_soft_rollback", self._drop)
-            event.listen(sync_session, "after_commit", lambda _session: self._wake_relay())
-        transaction = sync_session.get_nested_transaction() or sync_session.get_transaction()
+        transaction = session.sync_session.get_nested_transaction() or session.sync_session.get_transaction()
         row = {"id": event_.id, "topic": event_.topic, "body": body.decode(), "created_at": utcnow()}
-        pending.append((transaction, row))
+        info = session.sync_session.info
+        pending: _Pending | None = info.get(_PENDING)
+        if pending is None:
+            pending = info[_PENDING] = _Pending(self)
+        pending.rows.append((transaction, row))
 
-    def _write(self, session: Session) -> None:
-        pending = session.info.get(_PENDING)
-        if pending:
-            connection = session.connection()
-            connection.execute(self._insert, [row for _, row in pending])
-            if self._notify is not None:
-                connection.execute(self._notify)
-            pending.clear()
-
-    def _drop(self, session: Session, rolled_back: SessionTransaction) -> None:
-        pending = session.info.get(_PENDING)
-        if pending:
-            pending[:] = [(tx, row) for tx, row in pending if not _within(tx, rolled_back)]
+    def _write(self, session: Session, pending: _Pending) -> None:
+        if pending.rows:
+            session.connection().execute(self._insert, [row for _, row in pending.rows])
+            pending.rows.clear()
+            pending.written = True
 
     async def mark_delivered(self, conn: AsyncConnection, ids: Sequence[UUID]) -> None:
         """A consumer stored these events: their rows are done (ids from elsewhere are ignored)."""
@@ -112,6 +101,39 @@ class Outbox:
     def delivered(self) -> None:
         """Tell the relay that consumers made room (called after ``mark_delivered`` committed)."""
         self._wake_relay()
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The events a session's transaction added, kept in ``session.info`` until it commits."""
+
+    outbox: Outbox
+    rows: list[tuple[SessionTransaction | None, dict[str, Any]]] = field(default_factory=list)
+    written: bool = False
+
+
+# One set of listeners on every Session, installed with this module: they act only on sessions
+# that carry outbox rows (adding listeners per session would cost more than the insert).
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is not None:
+        pending.outbox._write(session, pending)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is not None and pending.written:
+        pending.written = False
+        pending.outbox._wake_relay()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_soft_rollback(session: Session, rolled_back: SessionTransaction) -> None:
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is not None and pending.rows:
+        pending.rows[:] = [(tx, row) for tx, row in pending.rows if not _within(tx, rolled_back)]
 
 
 def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:

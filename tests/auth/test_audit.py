@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
+
+from kernel.db import Database
 from sdk import RequestContext, Route, hookimpl
 from tests.auth.conftest import PASSWORD, bearer
 
@@ -149,3 +153,35 @@ async def test_auth_events_are_published_with_their_changes(auth_app):
     assert logout.source == "auth" and logout.subject_id == str(user.id)
     assert logout.actor is not None and (logout.actor.id, logout.actor.role) == (str(user.id), "viewer")
     assert logout.payload["reason"] == "logout"
+
+
+async def test_request_rows_are_written_in_batches_and_none_is_lost(auth_app, settings):
+    """Mutating requests queue their rows for the background writer: a burst of concurrent writes
+    is readable through the API at once and every row is in the table once the app has stopped."""
+    async with auth_app(plugins=[("notes", NotesPlugin())]) as env:
+        auth = env.app.kernel.services["auth"]
+        burst = await asyncio.gather(
+            *(
+                env.client.post("/api/v1/notes", json={}, headers={**env.admin, "x-request-id": f"burst-{i}"})
+                for i in range(60)
+            )
+        )
+        assert {r.status_code for r in burst} == {201}
+        seen = {e["request_id"] for e in await entries(env, action="http.request") if e["path"] == "/api/v1/notes"}
+        assert seen == {f"burst-{i}" for i in range(60)}
+        more = await asyncio.gather(
+            *(
+                env.client.post("/api/v1/notes", json={}, headers={**env.admin, "x-request-id": f"late-{i}"})
+                for i in range(25)
+            )
+        )
+        assert {r.status_code for r in more} == {201}
+        assert auth.audit._writer is not None and not auth.audit._writer.done()
+    db = Database(settings)
+    try:
+        async with db.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT request_id FROM auth_audit_log WHERE path = '/api/v1/notes'"))
+            stored = [r[0] for r in rows]
+    finally:
+        await db.dispose()
+    assert sorted(stored) == sorted([f"burst-{i}" for i in range(60)] + [f"late-{i}" for i in range(25)])

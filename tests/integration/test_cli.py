@@ -114,7 +114,7 @@ def test_config_show_masks_secrets(env):
 
 def test_db_commands(env):
     current = json.loads(run("db", "current", "--json", env=env).stdout)
-    assert current["pending"] == [] and "kernel_0002" in current["heads"]
+    assert current["pending"] == [] and "kernel_0003" in current["heads"]
     down = run("db", "downgrade", "base", env=env)
     assert down.returncode == 0, down.stderr
     after = json.loads(run("db", "current", "--json", env=env).stdout)

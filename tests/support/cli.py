@@ -43,7 +43,7 @@ def serving(env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/h
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # generous: CI machines may be loaded
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()}")
@@ -53,7 +53,7 @@ def serving(env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/h
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready in 20 s:\n{log.read_text()}")
+                raise AssertionError(f"server not ready in 60 s:\n{log.read_text()}")
             time.sleep(0.05)
         yield base
     finally:
