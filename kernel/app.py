@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from kernel.plugins import (
     optional_path,
     sequence_of,
 )
+from kernel.router import IndexedRouter
 from kernel.routing import RequestContext, Route, StaticFilesRoute, compile_route, compile_static
 from kernel.security import PermissionRegistry, Principal
 from kernel.settings import Settings
@@ -85,10 +85,7 @@ class Kernel:
     # -- services plugins use -------------------------------------------------------------------
     async def authenticate(self, request: Request) -> Principal | None:
         """Ask the ``authenticate`` hook who made ``request`` (``None``: nobody we know)."""
-        result = self.pm.hook.authenticate(request=request, kernel=self)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        return await self.host.first_result("authenticate", request=request, kernel=self)
 
     async def publish(self, session: AsyncSession, event: Event) -> None:
         """Add ``event`` to the outbox in ``session``'s transaction: it is published once the caller
@@ -291,6 +288,8 @@ class Kernel:
             middleware=[Middleware(RequestContextMiddleware), Middleware(ErrorMiddleware), *self.middleware],
             exception_handlers={ProblemError: problem_handler, HTTPException: problem_handler},
         )
+        # Same routes and behaviour, looked up by path prefix instead of one regex per route.
+        app.router = IndexedRouter(routes=routes)
         app.state.kernel = self
         return app
 

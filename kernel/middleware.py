@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -19,6 +20,7 @@ PROBLEM_JSON = "application/problem+json"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 access_log = structlog.get_logger("taylordash.access")
+_access_stdlib = logging.getLogger("taylordash.access")
 error_log = structlog.get_logger("taylordash.errors")
 
 
@@ -92,13 +94,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - start) * 1000, 2),
-            )
+            if _access_stdlib.isEnabledFor(logging.INFO):  # skip building the event when it is filtered
+                access_log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round((time.perf_counter() - start) * 1000, 2),
+                )
             structlog.contextvars.reset_contextvars(**tokens)
 
 

@@ -218,6 +218,31 @@ class PluginHost:
             finally:
                 self.hook_seconds.labels(hook_name, name).observe(time.perf_counter() - start)
 
+    async def first_result(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call a ``firstresult`` hook that runs per request (``authenticate``): implementations in
+        pluggy's order, awaiting awaitables, until one returns something other than ``None``.
+
+        Called directly rather than through pluggy, whose call monitoring would time only the
+        synchronous part of an async implementation; the time observed here includes the await."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        if any(impl.hookwrapper or impl.wrapper for impl in impls):
+            result = getattr(self.pm.hook, hook_name)(**kwargs)
+            return await result if inspect.isawaitable(result) else result
+        start = time.perf_counter()
+        try:
+            for impl in reversed(impls):
+                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+                if inspect.isawaitable(result):
+                    result = await result
+                if result is not None:
+                    return result
+            return None
+        finally:
+            child = self._whole_hook.get(hook_name)
+            if child is None:
+                child = self._whole_hook[hook_name] = self.hook_seconds.labels(hook_name, "*")
+            child.observe(time.perf_counter() - start)
+
     def _before_hook(self, hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
         self._started.append(time.perf_counter())
 

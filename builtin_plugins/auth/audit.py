@@ -127,29 +127,49 @@ class AuditLog:
         target_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditEntry:
-        origin = origin or Origin()
         return AuditEntry(
-            id=uuid_utils.uuid7(),
-            occurred_at=utcnow(),
-            actor_id=_clip(actor.id, 64),
-            actor_name=_clip(actor.name, 150),
-            actor_kind=actor.kind,
-            actor_role=actor.role,
-            action=action[:100],
-            outcome=outcome,
-            status=status,
-            method=_clip(origin.method, 10),
-            path=_clip(origin.path, 500),
-            ip=_clip(origin.ip, 64),
-            user_agent=_clip(origin.user_agent, 300),
-            request_id=_clip(origin.request_id, 128),
-            target_id=_clip(target_id, 64),
-            details=clean(details or {}),
+            **self.values(action, outcome, actor, origin, status=status, target_id=target_id, details=details)
         )
+
+    @staticmethod
+    def values(
+        action: str,
+        outcome: str,
+        actor: Actor,
+        origin: Origin | None = None,
+        *,
+        status: int | None = None,
+        target_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The column values of an entry (what :meth:`entry` builds a row object from)."""
+        origin = origin or Origin()
+        return {
+            "id": uuid_utils.uuid7(),
+            "occurred_at": utcnow(),
+            "actor_id": _clip(actor.id, 64),
+            "actor_name": _clip(actor.name, 150),
+            "actor_kind": actor.kind,
+            "actor_role": actor.role,
+            "action": action[:100],
+            "outcome": outcome,
+            "status": status,
+            "method": _clip(origin.method, 10),
+            "path": _clip(origin.path, 500),
+            "ip": _clip(origin.ip, 64),
+            "user_agent": _clip(origin.user_agent, 300),
+            "request_id": _clip(origin.request_id, 128),
+            "target_id": _clip(target_id, 64),
+            "details": clean(details or {}),
+        }
 
     def for_request(self, scope: Scope, status: int) -> AuditEntry:
         """The entry for an HTTP request: the endpoint's :class:`AuditNote` if it left one (else a
         generic ``http.request``), the principal who made it, where it came from, and ``status``."""
+        return AuditEntry(**self.request_values(scope, status))
+
+    def request_values(self, scope: Scope, status: int) -> dict[str, Any]:
+        """The column values of :meth:`for_request`'s entry."""
         state = scope.get("state") or {}
         audit_note: AuditNote = state.get("audit") or AuditNote("http.request")
         user_agent = None
@@ -162,7 +182,7 @@ class AuditLog:
             client[0] if client else None, user_agent, scope["method"], scope["path"], state.get("request_id")
         )
         actor = audit_note.actor or Actor.of(state.get("principal") or state.get("authenticated"))
-        return self.entry(
+        return self.values(
             audit_note.action,
             outcome_of(status),
             actor,
@@ -181,12 +201,13 @@ class AuditLog:
             own.add(entry)
             await own.commit()
 
-    async def defer(self, entry: AuditEntry) -> None:
-        """Queue ``entry`` for the background writer; without a running writer, store it now."""
+    async def defer(self, values: dict[str, Any]) -> None:
+        """Queue an entry (its column :meth:`values`) for the background writer; without a running
+        writer, store it now."""
         if self._writer is None or self._writer.done():
-            await self.record(entry)
+            await self.record(AuditEntry(**values))
             return
-        self._pending.append({column.name: getattr(entry, column.name) for column in self._table.columns})
+        self._pending.append(values)
         if len(self._pending) > MAX_PENDING:
             dropped = len(self._pending) - MAX_PENDING
             del self._pending[:dropped]

@@ -45,7 +45,7 @@ class AuditMiddleware:
 
     async def _record(self, scope: Scope, status: int) -> None:
         try:
-            await self.audit.defer(self.audit.for_request(scope, status))
+            await self.audit.defer(self.audit.request_values(scope, status))
         except Exception as exc:  # the response is out; losing the row must not turn it into an error
             log.error("auth.audit_write_failed", error=repr(exc), path=scope["path"], method=scope["method"])
 
