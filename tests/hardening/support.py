@@ -7,13 +7,17 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from builtin_plugins.auth.audit import Actor
 from builtin_plugins.auth.config import AuthSettings
@@ -133,3 +137,55 @@ class PrivatePostgres:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Served:
+    """``taylordash serve`` as a child process on a free port, configured through the environment."""
+
+    def __init__(self, settings: Settings, log: Path, *args: str) -> None:
+        self.port = services.free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TD_")}
+        env.update(
+            TD_DATABASE_URL=settings.database_url,
+            TD_BUS_URL=settings.bus_url,
+            TD_DATA_DIR=str(settings.data_dir),
+            TD_SECRET_KEY=SECRET,
+            TD_LOG_LEVEL="warning",
+            TD_PLUGINS__AUTH__ARGON2_TIME_COST="1",
+            TD_PLUGINS__AUTH__ARGON2_MEMORY_KIB="64",
+            TD_PLUGINS__AUTH__ARGON2_PARALLELISM="1",
+        )
+        taylordash = Path(sys.executable).parent / "taylordash"
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [str(taylordash), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, seconds: float = 60.0) -> Served:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.base_url + "/health/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"serve not ready in {seconds} s:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

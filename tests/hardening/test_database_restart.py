@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ from tests.hardening.support import PrivatePostgres, hardening_settings, mint_cr
 
 COMPONENTS, TASKS_PER_COMPONENT = 3, 4
 WRITERS = 4
-
-
-@pytest.fixture(scope="module")
-def private_pg() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres().start()
-    yield server
-    server.close()
 
 
 async def _poll(check: Any, seconds: float = 60.0, what: str = "condition") -> None:
