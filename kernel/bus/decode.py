@@ -37,7 +37,7 @@ def decode(topic: str, payload: bytes, max_payload_bytes: int) -> Event | DeadLe
 def _unusable(topic: str, payload: bytes, exc: ValidationError) -> DeadLetter:
     try:
         data: Any = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON exhausts the stdlib parser's recursion
         data = None
     if isinstance(data, dict):
         version = data.get("schema_version")
