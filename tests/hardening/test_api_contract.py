@@ -1,13 +1,13 @@
 """The whole HTTP API against its own /openapi.json.
 
 schemathesis generates requests for every operation the running app documents — the builtin plugins
-and any plugin installed later — as an admin and as a viewer, on SQLite and PostgreSQL, with valid
-(positive) and invalid (negative) data. No answer may be a 5xx, and every answer must match what the
-document says about that operation: status code, content type, headers and body schema. A stateful
-run then follows the links between operations (create a project, read it back, add a component …).
+and any plugin installed later — on SQLite and PostgreSQL: as an admin with valid (positive) and
+invalid (negative) data, and as a viewer with valid data (a viewer's invalid requests stop at the
+permission check). No answer may be a 5xx, and every answer must match what the document says about
+that operation: status code, content type, headers and body schema.
 
-The budget is bounded by ``TD_CONTRACT_EXAMPLES`` (examples per operation and data mode, default 8)
-and ``TD_CONTRACT_STEPS`` (stateful scenarios, default 40).
+The budget is ``TD_CONTRACT_EXAMPLES`` examples per operation and data mode (default 4; raise it for
+a deeper local run, e.g. ``TD_CONTRACT_EXAMPLES=50``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from schemathesis.specs.openapi.checks import (
 from kernel.app import KernelApp, create_app
 from tests.hardening.support import Credentials, hardening_settings, mint_credentials
 
-EXAMPLES = int(os.environ.get("TD_CONTRACT_EXAMPLES", "8"))
-STEPS = int(os.environ.get("TD_CONTRACT_STEPS", "40"))
+EXAMPLES = int(os.environ.get("TD_CONTRACT_EXAMPLES", "4"))
 STREAM_SECONDS = 1.0
 # No 5xx; and the status code, content type, headers and body of every answer are the documented ones.
 CHECKS = [
@@ -135,7 +134,8 @@ def test_every_operation_honours_its_contract(
     for result in api_schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if role == "admin" else (GenerationMode.POSITIVE,)
+        for mode in modes:
             try:
                 _fuzz_operation(operation, mode, headers)
             except (Exception, BaseExceptionGroup) as exc:
