@@ -6,8 +6,10 @@ invalid (negative) data, and as a viewer with valid data (a viewer's invalid req
 permission check). No answer may be a 5xx, and every answer must match what the document says about
 that operation: status code, content type, headers and body schema.
 
-The budget is ``TD_CONTRACT_EXAMPLES`` examples per operation and data mode (default 4; raise it for
-a deeper local run, e.g. ``TD_CONTRACT_EXAMPLES=50``).
+A stateful run then follows the links schemathesis infers between operations.
+
+The budget is ``TD_CONTRACT_EXAMPLES`` examples per operation and data mode (default 4) and
+``TD_CONTRACT_SCENARIOS`` stateful scenarios (default 15); raise them for a deeper local run.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from kernel.app import KernelApp, create_app
 from tests.hardening.support import Credentials, hardening_settings, mint_credentials
 
 EXAMPLES = int(os.environ.get("TD_CONTRACT_EXAMPLES", "4"))
+STATEFUL_SCENARIOS = int(os.environ.get("TD_CONTRACT_SCENARIOS", "15"))
 STREAM_SECONDS = 1.0
 # No 5xx; and the status code, content type, headers and body of every answer are the documented ones.
 CHECKS = [
@@ -142,3 +145,36 @@ def test_every_operation_honours_its_contract(
                 failures.append(f"--- {operation.label} [{mode.value}, {role}]\n{exc}")
     assert operations > 50, f"only {operations} operations documented"
     assert not failures, f"{len(failures)} operation(s) break their contract:\n\n" + "\n\n".join(failures)
+
+
+def test_stateful_workflows_honour_the_contract(api_schema: Any, contract_target: tuple[KernelApp, Credentials]):
+    """Chains of calls along the links schemathesis infers between operations (create a project,
+    read it, add a component, a task, a dependency, export it, delete it …), as an admin. The calls
+    that could take the run's own credentials away (deleting, changing or revoking the admin) are left
+    to the stateless run, and streams too."""
+    headers = contract_target[1].headers("admin")
+    schema = (
+        api_schema.exclude(method="DELETE", path_regex=r"^/api/v1/(users/\{user_id\}|auth/tokens/\{token_id\})$")
+        .exclude(method="PATCH", path="/api/v1/users/{user_id}")
+        .exclude(path_regex=r"/stream$")
+    )
+
+    class AdminWorkflow(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: schemathesis.Case) -> None:
+            case.headers = {**(case.headers or {}), **headers}  # the admin's token, not a generated one
+
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"headers": headers, "timeout": 60}
+
+        def validate_response(self, response: Any, case: schemathesis.Case, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+
+    AdminWorkflow.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=8,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
