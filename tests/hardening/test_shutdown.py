@@ -62,6 +62,7 @@ async def test_sigterm_under_load(private_pg: PrivatePostgres, private_broker: P
     stop = asyncio.Event()
     try:
         async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=60) as client:
+
             async def slow(n: int) -> httpx.Response:
                 body = {**document, "project": {**document["project"], "name": f"slow-{n}"}}
                 return await client.post("/api/v1/projects/import?mode=copy", json=body)
