@@ -67,7 +67,7 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
         return True
     asyncpg = sys.modules.get("asyncpg")
-    return asyncpg is not None and isinstance(exc, asyncpg.InterfaceError | OSError)
+    return asyncpg is not None and isinstance(exc, asyncpg.InterfaceError)
 
 
 async def problem_handler(request: Request, exc: Exception) -> Response:
