@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -173,6 +174,10 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         timeout_graceful_shutdown=8,
     )
     server = uvicorn.Server(config)
+    # uvicorn raises the signal that stopped it again once its graceful shutdown is done, which
+    # would end the process with -SIGTERM: being asked to stop is the normal end of ``serve`` (exit 0).
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     server.run()
     if not server.started:
         raise StartupError("the server did not start; see the log above")

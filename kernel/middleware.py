@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import uuid
 
@@ -45,11 +46,30 @@ def as_problem(exc: Exception) -> ProblemError:
         problem.slug = "http-error"
         problem.title = str(exc.detail)
         return problem
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | ConnectionError) or (
-        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
-    ):
+    if database_unavailable(exc):
         return ServiceUnavailable("the database is unavailable; retry shortly", headers={"Retry-After": "1"})
     return ProblemError("an unexpected error occurred; the request id identifies it in the logs")
+
+
+# SQLSTATE classes that say the server cannot serve now: connection exceptions, insufficient resources,
+# operator intervention (shutting down, crashed, starting up).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached or is restarting (a 503, not a 500),
+    whether it comes through SQLAlchemy or straight from the driver (lean read paths)."""
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig  # type: ignore[assignment]
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    asyncpg = sys.modules.get("asyncpg")
+    return asyncpg is not None and isinstance(exc, asyncpg.InterfaceError)
 
 
 async def problem_handler(request: Request, exc: Exception) -> Response:

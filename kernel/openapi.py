@@ -116,6 +116,8 @@ def build_openapi(routes: Sequence[tuple[str, Route]], *, title: str, version: s
             statuses.update({s: _STANDARD_PROBLEMS[s] for s in (400, 413, 415, 422)})
         if route.query is not None:
             statuses.setdefault(422, _STANDARD_PROBLEMS[422])
+            if "cursor" in route.query.model_fields:
+                statuses.setdefault(400, "Malformed request (a cursor this API did not return)")
         if not route.public:
             statuses.update({s: _STANDARD_PROBLEMS[s] for s in (401, 403)})
         if parameters and any(p["in"] == "path" for p in parameters):

@@ -8,6 +8,7 @@ models, calls the endpoint and renders its result. A route without a permission 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from starlette.types import Scope
 from kernel.errors import (
     BadRequest,
     Forbidden,
+    NotFound,
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
@@ -127,18 +129,48 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+NUL_MESSAGE = "must not contain NUL characters (U+0000)"
+
+
+def _nul_locations(value: Any, loc: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Where ``value`` (parsed JSON) holds a NUL character, in a key or in a string."""
+    if isinstance(value, str):
+        return [loc] if "\x00" in value else []
+    found: list[tuple[str, ...]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                found.append((*loc, key))
+            found += _nul_locations(item, (*loc, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _nul_locations(item, (*loc, str(index)))
+    return found
+
+
+def _refuse_nul(where: str, locations: list[tuple[str, ...]]) -> None:
+    """PostgreSQL stores no NUL character in text or JSONB: refuse them at the door, on every backend."""
+    if locations:
+        errors = [{"loc": list(loc), "msg": NUL_MESSAGE, "type": "nul_character"} for loc in locations[:20]]
+        raise ValidationFailed(f"{where} are invalid", errors=errors)
+
+
 async def parse_body(request: Request, model: type[BaseModel], limit: int) -> BaseModel:
-    """Validate a JSON request body against ``model`` (400 malformed, 413 too large, 415, 422 invalid)."""
+    """Validate a JSON request body against ``model`` (400 malformed, 413 too large, 415, 422 invalid,
+    including a NUL character in any string)."""
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(f"expected application/json, got {content_type!r}")
     raw = await _read_body(request, limit)
     try:
-        return model.model_validate_json(raw or b"null")
+        parsed = model.model_validate_json(raw or b"null")
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise BadRequest("request body is not valid JSON", slug="malformed-json") from None
         raise ValidationFailed("request body is invalid", errors=_validation_errors(exc)) from None
+    if b"\\u0000" in raw:  # rare: only then walk the document
+        _refuse_nul("request body contents", _nul_locations(json.loads(raw)))
+    return parsed
 
 
 def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
@@ -147,6 +179,7 @@ def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
     for key in request.query_params:
         values = request.query_params.getlist(key)
         data[key] = values if len(values) > 1 else values[0]
+    _refuse_nul("query parameters", _nul_locations(data))
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -190,6 +223,8 @@ def compile_route(route: Route, kernel: Kernel) -> StarletteRoute:
             if not kernel.permissions.allows(principal, permission):  # type: ignore[arg-type]
                 raise Forbidden(f"this action requires the permission {permission!r}")
             request.state.principal = principal
+        if any("\x00" in value for value in request.path_params.values() if isinstance(value, str)):
+            raise NotFound("no resource has a NUL character in its name")
         ctx = RequestContext(request, kernel, principal)
         if query_model is not None:
             ctx.query = parse_query(request, query_model)

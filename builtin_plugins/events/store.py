@@ -170,19 +170,24 @@ class MirrorStore:
             {
                 "id": uuid7(),
                 "event_id": letter.event.id if letter.event else letter.event_id,
-                "topic": letter.topic[:255],
+                "topic": _storable(letter.topic[:255]),
                 "type": letter.event.type if letter.event else None,
                 "subject_id": letter.event.subject_id if letter.event else None,
                 "handler": letter.handler,
                 "reason": letter.reason,
-                "error": letter.error,
-                "traceback": letter.traceback,
+                "error": _storable(letter.error),
+                "traceback": _storable(letter.traceback),
                 "attempts": letter.attempts,
                 "event": letter.event.model_dump(mode="json") if letter.event else None,
-                "raw": letter.raw.decode("utf-8", "replace") if letter.raw is not None else None,
+                "raw": _storable(letter.raw.decode("utf-8", "replace")) if letter.raw is not None else None,
                 "created_at": now,
                 "last_attempt_at": now,
             }
             for letter in letters
         ]
         await conn.execute(sa.insert(DLQ), rows)
+
+
+def _storable(text: str | None) -> str | None:
+    """``text`` without the NUL characters PostgreSQL refuses (an unusable message may hold any)."""
+    return text.replace("\x00", "\ufffd") if text else text

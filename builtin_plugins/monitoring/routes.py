@@ -211,7 +211,9 @@ async def stream_logs(ctx: RequestContext) -> StreamingResponse:
                 yield _sse(seq, line)
         finally:
             if pending is not None:
+                # The generator cannot be closed while the cancelled ``__anext__`` still runs it.
                 pending.cancel()
+                await asyncio.wait({pending})
             await iterator.aclose()
 
     headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}

@@ -27,6 +27,7 @@ log = structlog.get_logger("taylordash.bus")
 BroadcastHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 CONNECT_WAIT_SECONDS = 3.0
 DRAIN_SECONDS = 5.0
+FLUSH_SECONDS = 3.0
 
 
 def default_client_id(settings: Settings) -> str:
@@ -174,6 +175,8 @@ class Bus:
         still go out until ``close``. Anything left unacknowledged is delivered again to this
         client id, or published again by the relay."""
         was_consuming, self._consuming = self._consuming, False
+        if was_consuming:
+            await self.relay.flush(FLUSH_SECONDS)
         await self.relay.stop()
         if was_consuming and self.transport.connected:
             try:

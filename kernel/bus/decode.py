@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from math import isfinite
 from typing import Any
 from uuid import UUID
 
@@ -31,13 +34,39 @@ def decode(topic: str, payload: bytes, max_payload_bytes: int) -> Event | DeadLe
     if event.topic != topic:
         error = f"published on {topic!r} but the envelope says {event.topic!r}"
         return DeadLetter(MALFORMED, topic, error, event_id=event.id, raw=payload[:RAW_KEEP_BYTES])
+    unstorable = _unstorable(event, payload)
+    if unstorable is not None:
+        return DeadLetter(MALFORMED, topic, unstorable, event_id=event.id, raw=payload[:RAW_KEEP_BYTES])
     return event
+
+
+# Markers of what JSON parsers accept but a database cannot keep; the envelope is only walked when the
+# raw message holds one, so ordinary events pay a byte search.
+_NUL_ESCAPE = b"\\u0000"
+_NON_FINITE = re.compile(rb"NaN|Infinity|[eE]\+?[0-9]{3}")
+
+
+def _unstorable(event: Event, payload: bytes) -> str | None:
+    """Why ``event`` cannot be stored (a NUL character, a number that is not finite), or ``None``."""
+    if _NUL_ESCAPE in payload and _any_value(event.model_dump(), lambda v: isinstance(v, str) and "\x00" in v):
+        return "the envelope holds a NUL character (U+0000), which cannot be stored"
+    if _NON_FINITE.search(payload) and _any_value(event.payload, lambda v: isinstance(v, float) and not isfinite(v)):
+        return "the payload holds a number that is not finite (NaN, Infinity, or out of range)"
+    return None
+
+
+def _any_value(value: Any, test: Callable[[Any], bool]) -> bool:
+    if isinstance(value, dict):
+        return any(test(k) or _any_value(v, test) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_any_value(v, test) for v in value)
+    return test(value)
 
 
 def _unusable(topic: str, payload: bytes, exc: ValidationError) -> DeadLetter:
     try:
         data: Any = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON exhausts the stdlib parser's recursion
         data = None
     if isinstance(data, dict):
         version = data.get("schema_version")

@@ -193,6 +193,21 @@ class Relay:
                 loop.create_task(self._keep_house(), name="bus-housekeeping"),
             ]
 
+    async def flush(self, grace_seconds: float) -> None:
+        """Let the running relay publish every pending row, for up to ``grace_seconds``: a clean
+        shutdown leaves nothing in the outbox that the broker could have taken."""
+        if not self._tasks or not self.transport.connected:
+            return
+        pending = select(func.count()).where(OUTBOX.c.sent_at.is_(None))
+        with contextlib.suppress(TimeoutError, SQLAlchemyError, OSError):
+            async with asyncio.timeout(grace_seconds):
+                while True:
+                    async with self.db.engine.connect() as conn:
+                        if not await conn.scalar(pending):
+                            return
+                    self.wake()
+                    await asyncio.sleep(0.05)
+
     async def stop(self) -> None:
         """Stop relaying and housekeeping; release the connection (and with it the leader lock)."""
         tasks, self._tasks = self._tasks, []

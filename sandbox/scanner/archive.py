@@ -189,9 +189,11 @@ def unpack(archive: Path, kind: str, dest: Path, limits: Limits = DEFAULT_LIMITS
             _unpack_tar(archive, dest, limits)
         else:
             _unpack_zip(archive, dest, limits)
-    except UnusableInput:
+    except UnusableInput as exc:
         shutil.rmtree(dest, ignore_errors=True)
-        raise
+        # One line that names the archive, whatever raised it (a member check, a parser's message).
+        message = " ".join(str(exc).split())
+        raise UnusableInput(message if message.startswith(f"{archive}:") else f"{archive}: {message}") from None
     except OSError as exc:
         shutil.rmtree(dest, ignore_errors=True)
         raise UnusableInput(f"{archive}: cannot unpack ({exc.strerror or exc})") from None
