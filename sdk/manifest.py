@@ -196,14 +196,19 @@ class PluginManifest(BaseModel):
     def grants(self, permission: str) -> bool:
         """Whether the declared permissions cover ``permission``. A bare permission covers every
         argument (``http:fetch`` covers ``http:fetch:example.org``); topic arguments match MQTT-style."""
-        area_action, _, argument = _split(permission)
-        for declared in self.permissions:
-            if declared == permission or (argument and declared == area_action):
-                return True
-            declared_prefix, _, pattern = _split(declared)
-            if argument and pattern and declared_prefix == area_action and topic_matches(pattern, argument):
-                return True
-        return False
+        return permission_granted(self.permissions, permission)
+
+
+def permission_granted(declared_permissions: list[str], permission: str) -> bool:
+    """Whether ``declared_permissions`` cover ``permission`` (the rule of :meth:`PluginManifest.grants`)."""
+    area_action, _, argument = _split(permission)
+    for declared in declared_permissions:
+        if declared == permission or (argument and declared == area_action):
+            return True
+        declared_prefix, _, pattern = _split(declared)
+        if argument and pattern and declared_prefix == area_action and topic_matches(pattern, argument):
+            return True
+    return False
 
 
 def _split(permission: str) -> tuple[str, str, str]:
@@ -255,5 +260,6 @@ __all__ = [
     "Suppression",
     "api_compatible",
     "is_known_permission",
+    "permission_granted",
     "topic_matches",
 ]

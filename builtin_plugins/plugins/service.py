@@ -5,11 +5,12 @@ at the next start, through the kernel's ``plugin_state`` table)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from jsonschema import Draft202012Validator
-from sqlmodel import col, delete, select
+from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builtin_plugins.plugins.config import RegistrySettings
@@ -108,7 +109,7 @@ class RegistryService:
                     "the package has no valid taylordash-plugin.toml", slug="invalid-manifest", findings=problems
                 )
             name = manifest["name"]
-            if name in self.kernel.host.records:
+            if self._is_kernel_plugin(name):
                 raise Conflict(f"{name!r} is the name of a builtin or installed plugin", slug="name-taken")
             async with self.db.session() as session:
                 existing = (await session.exec(select(PluginRow).where(PluginRow.name == name))).first()
@@ -192,7 +193,14 @@ class RegistryService:
         return {"name": name, "enabled": enabled, "restart_required": True}
 
     def _is_kernel_plugin(self, name: str) -> bool:
-        return name in self.kernel.host.records
+        record = self.kernel.host.records.get(name)
+        return record is not None and not getattr(record, "sandboxed", False)
+
+    async def _sandbox_follow(self, row: PluginRow) -> None:
+        """Tell the sandbox (when it runs) that ``row`` changed state: it starts or stops the worker."""
+        sandbox = self.kernel.services.get("sandbox")
+        if sandbox is not None:
+            await sandbox.follow(row)
 
     async def enable(self, name: str, principal: Principal, override_reason: str | None = None) -> Any:
         """Enable ``name``. Refused (409 ``scan-failed``) while its verdict is fail or it is quarantined,
@@ -222,7 +230,8 @@ class RegistryService:
             await self._set_state(session, name, enabled=True)
             await record(self.kernel, session, "enabled", str(row.id), principal, self._payload(row, previous, **extra))
             await session.commit()
-            return row
+        await self._sandbox_follow(row)
+        return row
 
     async def disable(self, name: str, principal: Principal) -> Any:
         if self._is_kernel_plugin(name):
@@ -234,7 +243,8 @@ class RegistryService:
             check_transition(name, row.status, "disabled")
             await self._transition(session, row, "disabled", principal)
             await session.commit()
-            return row
+        await self._sandbox_follow(row)
+        return row
 
     async def _transition(
         self, session: AsyncSession, row: PluginRow, to: str, principal: Principal | None, **extra: Any
@@ -258,6 +268,7 @@ class RegistryService:
             row.package_path = None
             await session.exec(delete(PluginConfiguration).where(col(PluginConfiguration.plugin_id) == row.id))
             await session.commit()
+        await self._sandbox_follow(row)
         await self.store.delete(package)
 
     async def rescan(self, name: str, principal: Principal) -> PluginRow:
@@ -277,7 +288,8 @@ class RegistryService:
             if row.status == "enabled" and row.verdict != "pass":
                 await self._transition(session, row, "disabled", principal, reason="the new scan failed")
             await session.commit()
-            return row
+        await self._sandbox_follow(row)
+        return row
 
     # -- configuration --------------------------------------------------------------------------
     async def get_config(self, name: str) -> dict[str, Any]:
@@ -338,7 +350,8 @@ class RegistryService:
         self, name: str, kind: str, detail: str, context: dict[str, Any] | None = None
     ) -> PluginRow:
         """Store a violation by the sandboxed plugin ``name`` (the runner calls this); at
-        ``quarantine_after`` violations an enabled or disabled plugin is quarantined."""
+        ``quarantine_after`` violations within ``quarantine_window_seconds`` an enabled or disabled
+        plugin is quarantined."""
         async with self.db.session() as session:
             row = await self._row(session, name)
             violation = PluginViolation(plugin_id=row.id, kind=kind[:50], detail=detail, context=context or {})
@@ -347,7 +360,15 @@ class RegistryService:
             session.add(row)
             payload = {"name": name, "kind": violation.kind, "detail": detail[:500], "count": row.violations_count}
             await record(self.kernel, session, "violation", str(row.id), None, payload)
-            if row.violations_count >= self.settings.quarantine_after and row.status in ("enabled", "disabled"):
-                await self._transition(session, row, "quarantined", None, violations=row.violations_count)
+            await session.flush()
+            since = utcnow() - timedelta(seconds=self.settings.quarantine_window_seconds)
+            recent_query = select(func.count()).where(
+                col(PluginViolation.plugin_id) == row.id, col(PluginViolation.occurred_at) >= since
+            )
+            recent = (await session.exec(recent_query)).one()
+            if recent >= self.settings.quarantine_after and row.status in ("enabled", "disabled"):
+                await self._transition(
+                    session, row, "quarantined", None, violations=row.violations_count, within_window=recent
+                )
             await session.commit()
             return row

@@ -1,0 +1,2 @@
+# An api call the manifest does not grant.
+result = api.projects.list()

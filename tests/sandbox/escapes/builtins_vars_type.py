@@ -1,0 +1,2 @@
+# type() and vars() open the class machinery.
+result = vars(type(1))

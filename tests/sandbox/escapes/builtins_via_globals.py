@@ -1,0 +1,2 @@
+# globals() would expose the guards and the real builtins.
+result = globals()

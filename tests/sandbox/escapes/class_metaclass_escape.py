@@ -1,0 +1,4 @@
+# Class machinery: reach object through a class's mro.
+class Probe:
+    pass
+result = Probe.mro()

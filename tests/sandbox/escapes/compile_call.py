@@ -1,0 +1,3 @@
+# compile() produces unrestricted code objects.
+code = compile("import os", "x", "exec")
+result = code

@@ -1,0 +1,4 @@
+# Burning CPU forever.
+n = 0
+while True:
+    n += 1

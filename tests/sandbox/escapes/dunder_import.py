@@ -1,0 +1,3 @@
+# __import__ loads any module.
+os = __import__("os")
+result = os.getcwd()

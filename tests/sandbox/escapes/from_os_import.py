@@ -1,0 +1,3 @@
+# A from-import of os.system.
+from os import system
+result = system("id")

@@ -1,0 +1,3 @@
+# The os module runs commands and reads files.
+import os
+result = os.listdir("/")

@@ -1,0 +1,3 @@
+# subprocess spawns commands.
+import subprocess
+result = subprocess.run(["id"], capture_output=True).stdout

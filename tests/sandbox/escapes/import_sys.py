@@ -1,0 +1,3 @@
+# sys exposes modules, frames and the interpreter.
+import sys
+result = list(sys.modules)

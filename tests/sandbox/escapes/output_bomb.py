@@ -1,0 +1,3 @@
+# Printing without end.
+while True:
+    print("x" * 10000)

@@ -1,0 +1,4 @@
+# Replacing a function on an allowed module, to affect the worker.
+import json
+json.loads = len
+result = "patched"
