@@ -288,7 +288,11 @@ class Supervisor:
 
     # -- calls --------------------------------------------------------------------------------------
     async def call(
-        self, kind: str, target: str, args: dict[str, Any], timeout: float | None = None  # noqa: ASYNC109 - kills the worker
+        self,
+        kind: str,
+        target: str,
+        args: dict[str, Any],
+        timeout: float | None = None,  # noqa: ASYNC109 - kills the worker
     ) -> CallOutcome:
         """Run one call in the worker. Never raises for what the plugin does; raises
         :class:`WorkerUnavailable` when there is no worker to call."""

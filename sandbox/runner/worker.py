@@ -161,8 +161,8 @@ class Worker:
                     reply = self.call(message)
                 except MemoryError:
                     self.recorder.note("memory", f"memory limit of {self.limits.memory_mb} MB reached")
-                    reply = {"op": "result", "id": message.get("id"), "ok": False, "stdout": "",
-                             "error": {"kind": "contained", "type": "MemoryError", "message": "out of memory"}}  # fmt: skip
+                    error = {"kind": "contained", "type": "MemoryError", "message": "out of memory"}
+                    reply = {"op": "result", "id": message.get("id"), "ok": False, "stdout": "", "error": error}
                 self.channel.send(reply)
 
     def call(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +181,7 @@ class Worker:
                 self.recorder.note("output", f"result of {len(encoded)} bytes exceeds {self.limits.max_output_bytes}")
                 raise OutputLimit("result too large")
             reply.update(ok=True, value=json.loads(encoded), status=status)
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes a result frame
+        except BaseException as exc:  # every failure becomes a result frame
             reply.update(ok=False, error=self._classify(exc))
         finally:
             encoded = ""

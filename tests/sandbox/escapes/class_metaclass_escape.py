@@ -1,3 +1,4 @@
+# ruff: noqa
 # Class machinery: reach object through a class's mro.
 class Probe:
     pass

@@ -1,3 +1,4 @@
+# ruff: noqa
 # A coroutine exposes cr_frame, the way out of a restricted function.
 async def coro():
     return 1

@@ -1,3 +1,4 @@
+# ruff: noqa
 # Burning CPU forever.
 n = 0
 while True:

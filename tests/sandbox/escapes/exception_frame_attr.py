@@ -1,3 +1,4 @@
+# ruff: noqa
 # tb_frame by plain attribute name on a traceback obtained indirectly.
 def boom():
     raise ValueError("x")

@@ -1,3 +1,4 @@
+# ruff: noqa
 # Starting processes.
 import os
 while True:

@@ -1,3 +1,4 @@
+# ruff: noqa
 # A from-import of os.system.
 from os import system
 result = system("id")

@@ -1,3 +1,4 @@
+# ruff: noqa
 # A generator object exposes its frame, and the frame its globals.
 def gen():
     yield 1

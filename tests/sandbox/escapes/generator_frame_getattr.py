@@ -1,3 +1,4 @@
+# ruff: noqa
 # The same frame walk, through getattr() with computed names.
 def gen():
     yield 1

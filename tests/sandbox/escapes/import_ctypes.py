@@ -1,3 +1,4 @@
+# ruff: noqa
 # ctypes calls into libc directly.
 import ctypes
 result = ctypes.CDLL(None).getpid()

@@ -1,3 +1,4 @@
+# ruff: noqa
 # sys exposes modules, frames and the interpreter.
 import sys
 result = list(sys.modules)

@@ -1,3 +1,4 @@
+# ruff: noqa
 # Allocating far more memory than the worker may use.
 blocks = []
 while True:

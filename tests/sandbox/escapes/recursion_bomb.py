@@ -1,3 +1,4 @@
+# ruff: noqa
 # Unbounded recursion.
 def down(n):
     return down(n + 1)

@@ -1,3 +1,4 @@
+# ruff: noqa
 # An exception's traceback leads to the frames of the worker.
 try:
     1 / 0

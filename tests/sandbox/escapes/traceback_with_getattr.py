@@ -1,3 +1,4 @@
+# ruff: noqa
 # Reaching the traceback through getattr with a computed name.
 try:
     1 / 0
