@@ -30,12 +30,12 @@ class Worker(BaseModel):
     load_error: dict[str, Any] | None
 
 
-async def workers(ctx: RequestContext) -> list[dict[str, Any]]:
-    return ctx.kernel.services["sandbox"].status()
+async def workers(ctx: RequestContext) -> list[Worker]:
+    return [Worker(**item) for item in ctx.kernel.services["sandbox"].status()]
 
 
-async def panels(ctx: RequestContext) -> list[dict[str, Any]]:
-    return ctx.kernel.services["sandbox"].panels()
+async def panels(ctx: RequestContext) -> list[SandboxPanel]:
+    return [SandboxPanel(**item) for item in ctx.kernel.services["sandbox"].panels()]
 
 
 ROUTES = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextlib
 import datetime
 import functools
 import itertools
@@ -440,6 +441,10 @@ class Environment:
         top = name.split(".")[0]
         if self.package_name and top == self.package_name:
             module = self._load_own(name)
+            for item in fromlist or ():
+                if isinstance(item, str) and not item.startswith("_") and not hasattr(module, item):
+                    with contextlib.suppress(ImportError):
+                        self._load_own(f"{name}.{item}")
             return module if fromlist else self.loaded[top]
         raise self.recorder.refuse("import", f"import of {name!r} is not allowed in the sandbox")
 
@@ -457,9 +462,14 @@ class Environment:
         self.loaded[name] = module
         code = self.compile(path.read_text(encoding="utf-8"), str(path.relative_to(self.package_root)))
         if code is None:
+            del self.loaded[name]
             raise SandboxViolation(f"module {name!r} uses syntax the sandbox refuses")
         namespace = self.globals_for(name)
-        exec(code, namespace)  # noqa: S102 - restricted code with guarded globals
+        try:
+            exec(code, namespace)  # noqa: S102 - restricted code with guarded globals
+        except BaseException:
+            del self.loaded[name]  # as with Python's imports, a failed module is not kept
+            raise
         for key, value in namespace.items():
             if not key.startswith("_"):
                 setattr(module, key, value)

@@ -156,7 +156,6 @@ class Supervisor:
             start_new_session=True,
             limit=2**20,
         )
-        self.process = process
         init: dict[str, Any] = {"op": "init", "limits": self.spec.limits.as_dict()}
         if self.spec.root is not None and self.spec.entry:
             init["package"] = {"root": str(self.spec.root), "entry": self.spec.entry}
@@ -170,6 +169,10 @@ class Supervisor:
             await self._report([*violations, {"kind": "crash", "detail": f"worker did not start: {exc!r}"}], {})
             raise WorkerUnavailable(f"sandbox worker for {self.name!r} did not start: {exc!r}") from None
         self.cold_start_ms = (time.perf_counter() - started) * 1000
+        if self._stopping:  # stop() ran while the worker was starting
+            await self._kill(process)
+            raise WorkerUnavailable(f"sandbox worker for {self.name!r} was stopped while starting")
+        self.process = process  # only now: calls wait for a worker that has loaded its plugin
         self.contributions = ready.get("contributions") or {}
         self.load_error = ready.get("error")
         self.applied_limits = ready.get("limits") or {}
@@ -332,7 +335,10 @@ class Supervisor:
             outcome.duration_ms = (time.perf_counter() - started) * 1000
         report = [v for v in outcome.violations if not any(v is u for u in unreported)]
         if report:
-            await self._report(report, {"call": kind, "target": target})
+            context: dict[str, Any] = {"call": kind, "target": target}
+            if isinstance(args.get("params"), dict):
+                context["params"] = args["params"]
+            await self._report(report, context)
         return outcome
 
     async def _fail(self, process: asyncio.subprocess.Process) -> None:
@@ -365,6 +371,7 @@ class Supervisor:
                 outcome.status_code = int(frame.get("status") or 200)
                 outcome.stdout = str(frame.get("stdout") or "")
                 outcome.error = frame.get("error")
+                self.failures_in_a_row = 0
                 return
 
     async def _answer_api(self, frame: dict[str, Any], outcome: CallOutcome) -> dict[str, Any]:

@@ -68,13 +68,19 @@ class Channel:
 class Namespace:
     """One group of ``api`` methods, e.g. ``api.projects``; every public name is an RPC method."""
 
-    def __init__(self, channel: Channel, group: str, methods: tuple[str, ...]) -> None:
-        for method in methods:
-            object.__setattr__(self, method, self._bind(channel, f"{group}.{method}"))
+    def __init__(self, channel: Channel, group: str, methods: dict[str, tuple[str, ...]]) -> None:
+        for method, positional in methods.items():
+            object.__setattr__(self, method, self._bind(channel, f"{group}.{method}", positional))
 
     @staticmethod
-    def _bind(channel: Channel, qualified: str) -> Any:
-        def call(**kwargs: Any) -> Any:
+    def _bind(channel: Channel, qualified: str, positional: tuple[str, ...]) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > len(positional):
+                raise TypeError(f"api.{qualified}() takes at most {len(positional)} positional arguments")
+            for name, value in zip(positional, args, strict=False):
+                if name in kwargs:
+                    raise TypeError(f"api.{qualified}() got two values for {name!r}")
+                kwargs[name] = value
             return channel.api(qualified, _plain(kwargs))
 
         call.__name__ = qualified.rsplit(".", 1)[-1]
@@ -84,14 +90,15 @@ class Namespace:
         raise AttributeError("the api is read-only")
 
 
-API_METHODS: dict[str, tuple[str, ...]] = {
-    "projects": ("list", "get", "create"),
-    "tasks": ("list", "update"),
-    "events": ("publish",),
-    "kv": ("get", "set", "delete", "keys"),
-    "config": ("get",),
+API_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
+    "projects": {"list": (), "get": ("id",), "create": ()},
+    "tasks": {"list": ("project_id",), "update": ("id", "changes", "version")},
+    "events": {"publish": ("topic", "payload", "subject_id")},
+    "kv": {"get": ("key", "default"), "set": ("key", "value"), "delete": ("key",), "keys": ("prefix",)},
+    "config": {"get": ()},
 }
-"""Groups and methods of the ``api`` object (documented in :mod:`sdk.api`)."""
+"""Groups and methods of the ``api`` object, with the arguments each takes by position
+(documented in :mod:`sdk.api`)."""
 
 
 class Api:
