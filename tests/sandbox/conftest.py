@@ -99,7 +99,11 @@ def corpus_plugin(tmp_path: Path) -> Path:
     lines = ["# ruff: noqa", "def run(name):"]
     for path in sorted(ESCAPES.glob("*.py")):
         shutil.copy(path, package / path.name)
-        lines += [f"    if name == {path.stem!r}:", f"        from probe_plugin.escapes import {path.stem}", "        return None"]
+        lines += [
+            f"    if name == {path.stem!r}:",
+            f"        from probe_plugin.escapes import {path.stem}",
+            "        return None",
+        ]
     lines.append("    return 'unknown'")
     (source / "probe_plugin" / "corpus.py").write_text("\n".join(lines) + "\n")
     return source
