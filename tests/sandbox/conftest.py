@@ -102,7 +102,7 @@ def corpus_plugin(tmp_path: Path) -> Path:
         lines += [
             f"    if name == {path.stem!r}:",
             f"        from probe_plugin.escapes import {path.stem}",
-            "        return None",
+            f'        return getattr({path.stem}, "result", None)',
         ]
     lines.append("    return 'unknown'")
     (source / "probe_plugin" / "corpus.py").write_text("\n".join(lines) + "\n")
