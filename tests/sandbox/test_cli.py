@@ -45,7 +45,8 @@ def test_blocked_exits_3(env):
     assert done.returncode == 3
     report = json.loads(done.stdout)
     assert report["status"] == "blocked"
-    assert report["violations"][0] == {"kind": "import", "detail": "import of 'subprocess' is not allowed in the sandbox"}
+    detail = "import of 'subprocess' is not allowed in the sandbox"
+    assert report["violations"][0] == {"kind": "import", "detail": detail}
 
 
 def test_contained_exits_4_and_respects_the_limits(env):

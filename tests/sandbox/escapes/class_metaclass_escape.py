@@ -2,4 +2,6 @@
 # Class machinery: reach object through a class's mro.
 class Probe:
     pass
+
+
 result = Probe.mro()

@@ -1,3 +1,3 @@
 # ruff: noqa
 # eval() evaluates unrestricted expressions.
-result = eval("__import__(\"os\").getcwd()")
+result = eval('__import__("os").getcwd()')

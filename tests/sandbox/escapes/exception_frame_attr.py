@@ -2,6 +2,8 @@
 # tb_frame by plain attribute name on a traceback obtained indirectly.
 def boom():
     raise ValueError("x")
+
+
 try:
     boom()
 except ValueError as exc:

@@ -2,4 +2,6 @@
 # Unbounded recursion.
 def down(n):
     return down(n + 1)
+
+
 result = down(0)

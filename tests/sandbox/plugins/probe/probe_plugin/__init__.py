@@ -8,8 +8,12 @@ panel("probe", "Probe", asset="static/index.html")
 
 @route("/echo", methods=["GET", "POST"])
 def echo(request):
-    return {"method": request["method"], "query": request["query"], "body": request["body"],
-            "role": request["principal"]["role"]}
+    return {
+        "method": request["method"],
+        "query": request["query"],
+        "body": request["body"],
+        "role": request["principal"]["role"],
+    }
 
 
 @route("/kv/{key}", methods=["GET", "PUT"])
