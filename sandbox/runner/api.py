@@ -112,17 +112,49 @@ def event_type_for(topic: str) -> str:
 
 
 class LocalBackend:
-    """State in memory: no projects, a private key-value dict, published events kept in a list."""
+    """State in memory: a private key-value dict, published events kept in a list, and optional
+    projects and tasks to read (``sdk.testing`` seeds them; ``sandbox run`` has none)."""
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any] | None = None,
+        projects: list[dict[str, Any]] | None = None,
+        tasks: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.kv: dict[str, Any] = {}
         self.published: list[dict[str, Any]] = []
         self.config = dict(config or {})
+        self.projects = [dict(p) for p in projects or []]
+        self.tasks = [dict(t) for t in tasks or []]
 
-    async def projects_list(self, **filters: Any) -> Any:
-        raise ApiFailed("projects are only available inside a running kernel")
+    async def projects_list(self, **filters: Any) -> dict[str, Any]:
+        items = [
+            p for p in self.projects if all(p.get(k) == v for k, v in filters.items() if k not in ("limit", "cursor"))
+        ]
+        return {"items": items, "next_cursor": None}
 
-    projects_get = projects_create = tasks_list = tasks_update = projects_list
+    async def projects_get(self, id: str) -> dict[str, Any]:  # the api's argument name
+        for project in self.projects:
+            if str(project.get("id")) == str(id):
+                return project
+        raise ApiFailed(f"no project {id!r}")
+
+    async def projects_create(self, **fields: Any) -> dict[str, Any]:
+        project = {"id": str(uuid.uuid4()), **fields}
+        self.projects.append(project)
+        return project
+
+    async def tasks_list(self, project_id: str, **filters: Any) -> dict[str, Any]:
+        items = [t for t in self.tasks if str(t.get("project_id")) == str(project_id)]
+        items = [t for t in items if all(t.get(k) == v for k, v in filters.items() if k not in ("limit", "cursor"))]
+        return {"items": items, "next_cursor": None}
+
+    async def tasks_update(self, id: str, changes: dict[str, Any], version: int | None = None) -> dict[str, Any]:
+        for task in self.tasks:
+            if str(task.get("id")) == str(id):
+                task.update(changes)
+                return task
+        raise ApiFailed(f"no task {id!r}")
 
     async def events_publish(
         self, topic: str, payload: dict[str, Any] | None = None, subject_id: str | None = None
