@@ -3,12 +3,11 @@
 Inside the sandbox ``api`` is provided by the worker; every call travels to the kernel, which checks
 it against the manifest's permissions (a refused call raises ``sdk.PermissionDenied`` and is
 recorded as a violation) and records it in ``plugin_api_access``. Arguments and results are JSON
-data. To type-check plugin code, declare it at the top of a module::
+data. RestrictedPython refuses annotated assignments, so to type-check plugin code declare ``api``
+in a stub next to the module (``my_plugin/__init__.pyi``, which the sandbox never loads)::
 
-    from typing import TYPE_CHECKING
-    if TYPE_CHECKING:
-        from sdk.api import Api
-        api: Api
+    from sdk.api import Api
+    api: Api
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ class ScaffoldError(ValueError):
     """The name is not a valid plugin name, or the folder exists."""
 
 
-MANIFEST = '''name = "{name}"
+MANIFEST = """name = "{name}"
 version = "0.1.0"
 api_version = "1.0"
 entry = "{module}"
@@ -32,7 +32,7 @@ summary = "Greet the caller and count the greetings"
 rule = "B101"
 path = "tests/*"
 justification = "pytest checks results with assert; the tests never run inside TaylorDash"
-'''
+"""
 
 CODE = '''"""{title}: runs in the TaylorDash sandbox. See docs/plugins.md for what plugin code may do."""
 
@@ -72,7 +72,7 @@ def test_unknown_route():
         assert plugin.get("/nope").status == 404
 '''
 
-README = '''# {title}
+README = """# {title}
 
 A TaylorDash plugin that runs in the sandbox.
 
@@ -89,7 +89,7 @@ curl -H "Authorization: Bearer $TOKEN" http://localhost:8000/api/v1/x/{name}/hel
 ```
 
 Package the folder as a zip (`cd .. && zip -r {name}.zip {name} -x '*/__pycache__/*'`) or a wheel.
-'''
+"""
 
 
 def create(name: str, directory: Path) -> Path:

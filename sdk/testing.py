@@ -30,6 +30,10 @@ from sandbox.runner.supervisor import Supervisor, WorkerSpec
 from sdk.manifest import MANIFEST_FILE, PluginManifest, topic_matches
 
 
+class PluginLoadError(RuntimeError):
+    """The plugin's code failed to load in the sandbox (the message lists the violations)."""
+
+
 @dataclass
 class Answer:
     """What a route or event handler call produced."""
@@ -82,7 +86,13 @@ class SandboxedPlugin:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> SandboxedPlugin:
+        """Start the worker; raises :class:`PluginLoadError` when the plugin's code does not load."""
         self._loop.run_until_complete(self.supervisor.start())
+        if self.supervisor.load_error is not None:
+            error, found = self.supervisor.load_error, list(self.violations)
+            self.stop()
+            lines = [f"{error.get('type')}: {error.get('message')}", *(f"{v['kind']}: {v['detail']}" for v in found)]
+            raise PluginLoadError("the plugin did not load: " + "; ".join(lines))
         return self
 
     def stop(self) -> None:
@@ -164,4 +174,4 @@ def _match(template: str, path: str) -> dict[str, str] | None:
     return found.groupdict() if found else None
 
 
-__all__ = ["Answer", "SandboxedPlugin", "find_manifest"]
+__all__ = ["Answer", "PluginLoadError", "SandboxedPlugin", "find_manifest"]

@@ -23,6 +23,7 @@ import re
 import signal
 import statistics
 import string
+import time
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -229,6 +230,11 @@ def allowed_modules(regex_seconds: float, sdk_module: Any) -> dict[str, Any]:
             ),
         ),
         "re": _regex_facade(regex_seconds),
+        "typing": ModuleFacade("typing", {"TYPE_CHECKING": False, "Any": Any}),
+        # datetime's C code imports time (through the plugin's __import__) for date.today() and now()
+        "time": ModuleFacade(
+            "time", _public(time, ["time", "monotonic", "perf_counter", "gmtime", "localtime", "strftime", "mktime"])
+        ),
         "taylordash_sdk": sdk_module,
         "sdk": sdk_module,
     }
