@@ -100,6 +100,12 @@ class PanelContribution(BaseModel):
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     title: str = Field(min_length=1, max_length=120)
+    asset: str | None = Field(
+        None,
+        pattern=r"^static/[A-Za-z0-9_./-]+$",
+        description="The page the dashboard frames, a file of the package's static/ folder (default static/index.html)",
+    )
+    order: int | None = Field(None, ge=0, le=10000, description="Position among the dashboard's panels")
 
 
 class Contributions(BaseModel):

@@ -15,16 +15,19 @@ import collections
 import contextlib
 import datetime
 import functools
+import hashlib
 import itertools
 import json
 import math
 import operator
+import random
 import re
 import signal
 import statistics
 import string
 import time
 import types
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -231,6 +234,29 @@ def allowed_modules(regex_seconds: float, sdk_module: Any) -> dict[str, Any]:
         ),
         "re": _regex_facade(regex_seconds),
         "typing": ModuleFacade("typing", {"TYPE_CHECKING": False, "Any": Any}),
+        "random": ModuleFacade("random", _public(random, drop=["SystemRandom"])),
+        "hashlib": ModuleFacade(
+            "hashlib",
+            _public(
+                hashlib,
+                [
+                    "md5",
+                    "sha1",
+                    "sha224",
+                    "sha256",
+                    "sha384",
+                    "sha512",
+                    "blake2b",
+                    "blake2s",
+                    "sha3_256",
+                    "sha3_512",
+                    "new",
+                ],
+            ),
+        ),
+        "uuid": ModuleFacade(
+            "uuid", _public(uuid, ["UUID", "uuid4", "uuid5", "NAMESPACE_DNS", "NAMESPACE_URL", "NAMESPACE_OID"])
+        ),
         # datetime's C code imports time (through the plugin's __import__) for date.today() and now()
         "time": ModuleFacade(
             "time", _public(time, ["time", "monotonic", "perf_counter", "gmtime", "localtime", "strftime", "mktime"])
