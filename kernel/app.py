@@ -78,6 +78,8 @@ class Kernel:
         self._openapi: dict[str, Any] | None = None
         self._asgi: Starlette | None = None
         self.started = False
+        self.serving = False
+        """Whether this start serves requests and events (``False`` for one-off commands)."""
 
     @property
     def pm(self) -> Any:
@@ -178,6 +180,7 @@ class Kernel:
                 if self.host.pm.has_plugin(name):
                     self.host.pm.unregister(name=name)
         self._validate_plugin_configs()
+        self.serving = serve_bus
         await self.host.call_each("startup", isolate=True, kernel=self)
         self._collect_contributions()
         self.bus.bind(self.event_handlers, fail=self.host.fail)

@@ -89,8 +89,9 @@ def panel(id: str, title: str, asset: str = "static/index.html", order: int = 10
 
 
 def config_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare the JSON Schema of the plugin's configuration from code (the manifest's
-    ``contributions.config_schema`` wins when both are given). Returns ``schema``."""
+    """Declare the JSON Schema of the plugin's configuration in code, where tests and readers see it.
+    The registry validates what operators set against the manifest's ``contributions.config_schema``,
+    so declare it there as well. Returns ``schema``."""
     _collected.config_schema = dict(schema)
     return schema
 

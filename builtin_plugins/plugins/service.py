@@ -366,9 +366,13 @@ class RegistryService:
                 col(PluginViolation.plugin_id) == row.id, col(PluginViolation.occurred_at) >= since
             )
             recent = (await session.exec(recent_query)).one()
-            if recent >= self.settings.quarantine_after and row.status in ("enabled", "disabled"):
+            quarantined = recent >= self.settings.quarantine_after and row.status in ("enabled", "disabled")
+            if quarantined:
                 await self._transition(
                     session, row, "quarantined", None, violations=row.violations_count, within_window=recent
                 )
             await session.commit()
-            return row
+        sandbox = self.kernel.services.get("sandbox")
+        if quarantined and sandbox is not None:
+            sandbox.stop_soon(name)  # not awaited: the sandbox may be reporting this very violation
+        return row

@@ -243,7 +243,10 @@ class SandboxManager:
                 await self.follow(row)
 
     async def follow(self, row: Any) -> None:
-        """Bring the worker of ``row`` in line with its status: enabled runs, anything else stops."""
+        """Bring the worker of ``row`` in line with its status: enabled runs, anything else stops.
+        A kernel started for a one-off command (not serving) runs no workers."""
+        if not getattr(self.kernel, "serving", True):
+            return
         async with self._lock:
             if row.status == "enabled" and row.name not in self.proxies:
                 try:
@@ -341,25 +344,25 @@ class SandboxManager:
         task.add_done_callback(self._notes.remove)
 
     async def _violations(self, name: str, violations: list[dict[str, str]], context: dict[str, Any]) -> None:
-        quarantined = False
+        """Count, log and store violations; the registry quarantines (and calls :meth:`stop_soon`)."""
         for violation in violations:
             if self.metrics is not None:
                 self.metrics.violations.labels(name, violation["kind"]).inc()
             log.warning("sandbox.violation", plugin=name, kind=violation["kind"], detail=violation["detail"][:200])
             try:
-                row = await self.registry.record_violation(name, violation["kind"], violation["detail"], context)
+                await self.registry.record_violation(name, violation["kind"], violation["detail"], context)
             except Exception as exc:
                 log.error("sandbox.violation_not_stored", plugin=name, error=repr(exc))
-                continue
-            quarantined = quarantined or row.status == "quarantined"
-        proxy = self.proxies.get(name)
-        if proxy is not None and self.metrics is not None:
-            self.metrics.restarts.labels(name).set(proxy.supervisor.restarts)
-        if quarantined and name in self.proxies:
-            log.warning("sandbox.quarantined", plugin=name)
-            task = asyncio.get_running_loop().create_task(self._stop_locked(name))
-            self._notes.append(task)
-            task.add_done_callback(self._notes.remove)
+        self._gauge()
+
+    def stop_soon(self, name: str) -> None:
+        """Stop the worker of ``name`` in the background (it was quarantined)."""
+        if name not in self.proxies:
+            return
+        log.warning("sandbox.quarantined", plugin=name)
+        task = asyncio.get_running_loop().create_task(self._stop_locked(name))
+        self._notes.append(task)
+        task.add_done_callback(self._notes.remove)
 
     async def _stop_locked(self, name: str) -> None:
         async with self._lock:

@@ -117,7 +117,7 @@ async def test_a_killed_worker_is_restarted_and_the_kernel_keeps_serving(make_se
         assert second["restarts"] >= 1
         assert (await client.get("/api/v1/x/probe/echo", headers=VIEWER)).status_code == 200
         crashes = [v for v in await violations(client, "probe") if v["kind"] == "crash"]
-        assert crashes and "signal 9" in crashes[0]["detail"]
+        assert crashes and crashes[0]["detail"].startswith("worker exited unexpectedly")
 
 
 async def test_a_hanging_call_times_out_and_the_worker_comes_back(make_settings, tmp_path: Path):
