@@ -15,7 +15,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builtin_plugins.plugins.config import RegistrySettings
 from builtin_plugins.plugins.lifecycle import check_transition, record
-from builtin_plugins.plugins.models import PluginApiAccess, PluginConfiguration, PluginRow, PluginViolation, utcnow
+from builtin_plugins.plugins.models import (
+    PluginApiAccess,
+    PluginConfiguration,
+    PluginKV,
+    PluginRow,
+    PluginViolation,
+    utcnow,
+)
 from builtin_plugins.plugins.storage import PackageStore, safe_filename
 from kernel.models import PluginState
 from sandbox.scanner.errors import UnusableInput
@@ -376,3 +383,61 @@ class RegistryService:
         if quarantined and sandbox is not None:
             sandbox.stop_soon(name)  # not awaited: the sandbox may be reporting this very violation
         return row
+
+    # -- sandbox state (the sandbox runner's api calls) ----------------------------------------------
+    async def kv_get(self, plugin_id: Any, key: str, default: Any = None) -> Any:
+        """The value of ``key`` in the key-value store of plugin ``plugin_id``."""
+        async with self.db.session() as session:
+            row = await session.get(PluginKV, (plugin_id, key))
+            return default if row is None else row.value
+
+    async def kv_set(self, plugin_id: Any, key: str, value: Any) -> None:
+        async with self.db.session() as session:
+            row = await session.get(PluginKV, (plugin_id, key))
+            if row is None:
+                row = PluginKV(plugin_id=plugin_id, key=key, value=value)
+            row.value, row.updated_at = value, utcnow()
+            session.add(row)
+            await session.commit()
+
+    async def kv_delete(self, plugin_id: Any, key: str) -> bool:
+        async with self.db.session() as session:
+            row = await session.get(PluginKV, (plugin_id, key))
+            if row is None:
+                return False
+            await session.delete(row)
+            await session.commit()
+            return True
+
+    async def kv_keys(self, plugin_id: Any, prefix: str = "") -> list[str]:
+        async with self.db.session() as session:
+            query = select(PluginKV.key).where(PluginKV.plugin_id == plugin_id).order_by(PluginKV.key)
+            return [k for k in (await session.exec(query)).all() if k.startswith(prefix)]
+
+    async def config_of(self, plugin_id: Any) -> dict[str, Any]:
+        """The configuration of plugin ``plugin_id`` (``{}`` when none was set)."""
+        async with self.db.session() as session:
+            query = select(PluginConfiguration).where(PluginConfiguration.plugin_id == plugin_id)
+            row = (await session.exec(query)).first()
+            return dict(row.config) if row is not None else {}
+
+    async def add_api_calls(self, tallies: dict[tuple[Any, str], dict[str, Any]]) -> None:
+        """Add tallies of api calls, ``{(plugin_id, permission): {calls, refused, failed, total_ms,
+        max_ms, last_outcome, last_method}}``, to ``plugin_api_access`` in one transaction."""
+        async with self.db.session() as session:
+            for (plugin_id, permission), tally in tallies.items():
+                query = select(PluginApiAccess).where(
+                    PluginApiAccess.plugin_id == plugin_id, PluginApiAccess.permission == permission
+                )
+                row = (await session.exec(query)).first()
+                if row is None:
+                    row = PluginApiAccess(plugin_id=plugin_id, permission=permission, granted=False)
+                row.calls += tally["calls"]
+                row.refused += tally["refused"]
+                row.failed += tally["failed"]
+                row.total_ms += tally["total_ms"]
+                row.max_ms = max(row.max_ms, tally["max_ms"])
+                row.last_outcome, row.last_method = tally["last_outcome"], tally["last_method"]
+                row.last_called_at = row.updated_at = utcnow()
+                session.add(row)
+            await session.commit()

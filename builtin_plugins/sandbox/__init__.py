@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -42,6 +42,11 @@ def register_metrics(kernel: Any, registry: Any) -> None:
     manager = kernel.services.get("sandbox")
     if manager is not None:
         manager.metrics = Metrics.create(registry, manager)
+
+
+@hookimpl
+def register_permissions() -> Mapping[str, Sequence[str]]:
+    return {"sandbox:read": ["admin", "viewer"]}
 
 
 @hookimpl

@@ -39,8 +39,8 @@ async def panels(ctx: RequestContext) -> list[SandboxPanel]:
 
 
 ROUTES = [
-    Route("/api/v1/sandbox/workers", workers, permission="plugins:read", response=list[Worker],
+    Route("/api/v1/sandbox/workers", workers, permission="sandbox:read", response=list[Worker],
           summary="Sandbox workers of this process", tags=("plugins",)),
-    Route("/api/v1/sandbox/panels", panels, permission="plugins:read", response=list[SandboxPanel],
+    Route("/api/v1/sandbox/panels", panels, permission="sandbox:read", response=list[SandboxPanel],
           summary="Panels of the running sandboxed plugins, with their assets", tags=("plugins",)),
 ]  # fmt: skip

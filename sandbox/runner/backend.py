@@ -7,14 +7,12 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlmodel import select
 
-from builtin_plugins.plugins.models import PluginApiAccess, PluginConfiguration, PluginKV, utcnow
 from kernel.bus.envelope import Event
 from kernel.security import Principal
 from sandbox.runner.api import MAX_VALUE_BYTES, _check_key, event_type_for
@@ -29,10 +27,12 @@ def plugin_principal(name: str) -> Principal:
 
 
 class KernelBackend:
-    """Granted ``api`` calls of one plugin, served by the kernel's services and database."""
+    """Granted ``api`` calls of one plugin, served by the kernel's services: projects through
+    ``kernel.services["projects"]``, storage and configuration through the registry's."""
 
     def __init__(self, kernel: Any, name: str, plugin_id: uuid.UUID) -> None:
         self.kernel = kernel
+        self.registry = kernel.services["plugins"]
         self.name = name
         self.plugin_id = plugin_id
         self.principal = plugin_principal(name)
@@ -63,24 +63,10 @@ class KernelBackend:
         return await self._guard(self._projects().get_project(id))
 
     async def projects_create(self, **data: Any) -> Any:
-        from builtin_plugins.projects.schemas import ProjectCreate
-        from builtin_plugins.projects.service import as_row
-
-        async def create() -> Any:
-            body = ProjectCreate.model_validate(data)
-            return await self._projects().service.create_project(as_row(body.model_dump()), self.principal)
-
-        return await self._guard(create())
+        return await self._guard(self._projects().create_project(data, self.principal))
 
     async def tasks_list(self, project_id: str, **filters: Any) -> Any:
-        from builtin_plugins.projects.schemas import TaskQuery
-
-        async def page() -> Any:
-            query = TaskQuery.model_validate(filters)
-            scope = ("project_id", "projects", uuid.UUID(str(project_id)))
-            return json.loads(await self._projects().reader.page("tasks", query, scope))
-
-        return await self._guard(page())
+        return await self._guard(self._projects().list_tasks(project_id, **filters))
 
     async def tasks_update(self, id: str, changes: dict[str, Any], version: int | None = None) -> Any:
         return await self._guard(self._projects().update_task(id, changes, self.principal, version))
@@ -103,43 +89,23 @@ class KernelBackend:
             await session.commit()
         return {"id": str(event.id), "topic": event.topic}
 
-    # -- key-value store ------------------------------------------------------------------------------
+    # -- key-value store and configuration --------------------------------------------------------------
     async def kv_get(self, key: str, default: Any = None) -> Any:
-        async with self.kernel.db.session() as session:
-            row = await session.get(PluginKV, (self.plugin_id, _check_key(key)))
-            return default if row is None else row.value
+        return await self.registry.kv_get(self.plugin_id, _check_key(key), default)
 
     async def kv_set(self, key: str, value: Any) -> None:
         if len(json.dumps(value)) > MAX_VALUE_BYTES:
             raise ApiFailed(f"a value takes at most {MAX_VALUE_BYTES} bytes of JSON")
-        async with self.kernel.db.session() as session:
-            row = await session.get(PluginKV, (self.plugin_id, _check_key(key)))
-            if row is None:
-                row = PluginKV(plugin_id=self.plugin_id, key=key, value=value)
-            row.value, row.updated_at = value, utcnow()
-            session.add(row)
-            await session.commit()
+        await self.registry.kv_set(self.plugin_id, _check_key(key), value)
 
     async def kv_delete(self, key: str) -> bool:
-        async with self.kernel.db.session() as session:
-            row = await session.get(PluginKV, (self.plugin_id, _check_key(key)))
-            if row is None:
-                return False
-            await session.delete(row)
-            await session.commit()
-            return True
+        return await self.registry.kv_delete(self.plugin_id, _check_key(key))
 
     async def kv_keys(self, prefix: str = "") -> list[str]:
-        async with self.kernel.db.session() as session:
-            query = select(PluginKV.key).where(PluginKV.plugin_id == self.plugin_id).order_by(PluginKV.key)
-            return [k for k in (await session.exec(query)).all() if k.startswith(prefix)]
+        return await self.registry.kv_keys(self.plugin_id, str(prefix))
 
-    # -- configuration --------------------------------------------------------------------------------
     async def config_get(self) -> dict[str, Any]:
-        async with self.kernel.db.session() as session:
-            query = select(PluginConfiguration).where(PluginConfiguration.plugin_id == self.plugin_id)
-            row = (await session.exec(query)).first()
-            return dict(row.config) if row is not None else {}
+        return await self.registry.config_of(self.plugin_id)
 
 
 @dataclass
@@ -154,11 +120,11 @@ class _Tally:
 
 
 class AccessRecorder:
-    """Tallies ``api`` calls in memory and adds them to ``plugin_api_access`` in one transaction
-    every ``interval`` seconds (and on :meth:`flush`), so a busy plugin costs one write a second."""
+    """Tallies ``api`` calls in memory and hands them to the registry (``add_api_calls``) every
+    ``interval`` seconds and on :meth:`flush`, so a busy plugin costs one write a second."""
 
-    def __init__(self, db: Any, interval: float = 1.0) -> None:
-        self.db = db
+    def __init__(self, kernel: Any, interval: float = 1.0) -> None:
+        self.kernel = kernel
         self.interval = interval
         self.pending: dict[tuple[uuid.UUID, str], _Tally] = {}
         self._task: asyncio.Task[None] | None = None
@@ -185,26 +151,11 @@ class AccessRecorder:
     async def flush(self) -> None:
         async with self._lock:
             batch, self.pending = self.pending, {}
-            if not batch:
+            registry = self.kernel.services.get("plugins")
+            if not batch or registry is None:
                 return
             try:
-                async with self.db.session() as session:
-                    for (plugin_id, permission), tally in batch.items():
-                        query = select(PluginApiAccess).where(
-                            PluginApiAccess.plugin_id == plugin_id, PluginApiAccess.permission == permission
-                        )
-                        row = (await session.exec(query)).first()
-                        if row is None:
-                            row = PluginApiAccess(plugin_id=plugin_id, permission=permission, granted=False)
-                        row.calls += tally.calls
-                        row.refused += tally.refused
-                        row.failed += tally.failed
-                        row.total_ms += tally.total_ms
-                        row.max_ms = max(row.max_ms, tally.max_ms)
-                        row.last_outcome, row.last_method = tally.last_outcome, tally.last_method
-                        row.last_called_at = row.updated_at = utcnow()
-                        session.add(row)
-                    await session.commit()
+                await registry.add_api_calls({key: asdict(tally) for key, tally in batch.items()})
             except Exception:
                 log.exception("sandbox.access_flush_failed", entries=len(batch))
 

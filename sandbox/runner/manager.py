@@ -223,7 +223,7 @@ class SandboxManager:
         self.limits = limits
         self.backoff_cap = backoff_cap
         self.proxies: dict[str, SandboxProxy] = {}
-        self.access = AccessRecorder(kernel.db, flush_seconds)
+        self.access = AccessRecorder(kernel, flush_seconds)
         self.metrics: Metrics | None = None
         self._notes: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
