@@ -36,11 +36,6 @@ from RestrictedPython import compile_restricted_exec, safe_builtins
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
-BLOCKED_KINDS = frozenset({"import", "dunder", "attribute", "builtin", "write", "syntax", "permission"})
-"""Violation kinds that mean plugin code tried something it may not (status ``blocked``); the other
-kinds (``memory``, ``cpu``, ``recursion``, ``output``, ``timeout``, ``crash``) mean a limit stopped
-it (status ``contained``)."""
-
 BLOCKED_ATTRIBUTES = INSPECT_ATTRIBUTES | frozenset(
     {
         "gi_frame", "gi_code", "gi_yieldfrom", "gi_suspended",

@@ -23,9 +23,9 @@ from typing import Any
 
 import structlog
 
+from sandbox.runner.kinds import BLOCKED_KINDS
 from sandbox.runner.limits import Limits
 from sandbox.runner.protocol import ChannelClosed, FrameTooLarge, aread_frame, awrite_frame
-from sandbox.runner.restricted import BLOCKED_KINDS
 
 log = structlog.get_logger("taylordash.sandbox")
 

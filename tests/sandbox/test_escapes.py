@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.runner.restricted import BLOCKED_KINDS
+from sandbox.runner.kinds import BLOCKED_KINDS, LIMIT_KINDS
 from sandbox.runner.snippet import run_snippet
 
 ESCAPES = Path(__file__).resolve().parent / "escapes"
 CORPUS = sorted(ESCAPES.glob("*.py"))
-LIMIT_KINDS = {"memory", "cpu", "recursion", "output", "timeout", "crash"}
 
 
 def test_the_corpus_is_large_enough():
