@@ -76,7 +76,10 @@ class Kernel:
         self.mcp_tools: list[tuple[str, McpTool]] = []
         self._plugin_configs: dict[str, BaseModel] = {}
         self._openapi: dict[str, Any] | None = None
+        self._asgi: Starlette | None = None
         self.started = False
+        self.serving = False
+        """Whether this start serves requests and events (``False`` for one-off commands)."""
 
     @property
     def pm(self) -> Any:
@@ -95,6 +98,51 @@ class Kernel:
     def plugin_config(self, name: str) -> Any:
         """The validated settings of plugin ``name`` (an instance of its ``plugin_config_schema``)."""
         return self._plugin_configs.get(name)
+
+    # -- plugins attached while running (sandboxed plugins) ----------------------------------------
+    def attach_plugin(self, name: str, obj: object, version: str = "0", description: str = "") -> None:
+        """Add the plugin object ``obj`` while the kernel runs (the sandbox's proxy for a plugin the
+        registry enabled). Before the kernel has started its contributions are collected with every
+        other plugin's; afterwards its permissions, routes, event handlers and panels are collected at
+        once and the live app serves its routes. A route clash detaches it again and raises."""
+        self.host.add_runtime(name, obj, version, description)
+        if not self.started:
+            return
+        try:
+            for _, permissions in self.host.collect("register_permissions", mapping_of_roles, only=name):
+                self.permissions.add(name, permissions)
+            routes = self.host.collect("register_routes", sequence_of(Route, StaticFilesRoute), only=name, kernel=self)
+            self.routes.extend((name, route) for _, items in routes for route in items)
+            self._check_routes()
+        except Exception:
+            self.detach_plugin(name)
+            raise
+        self.event_handlers.extend(self._flatten("register_event_handlers", EventHandler, only=name))
+        self.panels.extend(self._flatten("register_panels", Panel, only=name))
+        self.nav_items.extend(self._flatten("register_nav_items", NavItem, only=name))
+        self._contributions_changed()
+
+    def detach_plugin(self, name: str) -> None:
+        """Remove a plugin added with :meth:`attach_plugin`: its routes, handlers and panels go."""
+        self.host.remove_runtime(name)
+        self.routes = [(p, r) for p, r in self.routes if p != name]
+        self.event_handlers = [(p, h) for p, h in self.event_handlers if p != name]
+        self.panels = [(p, x) for p, x in self.panels if p != name]
+        self.nav_items = [(p, x) for p, x in self.nav_items if p != name]
+        if self.started:
+            self._contributions_changed()
+
+    def _contributions_changed(self) -> None:
+        self._openapi = None
+        self.bus.bind(self.event_handlers, fail=self.host.fail)
+        if self._asgi is not None:
+            self._asgi.router.routes[:] = self._compiled_routes()
+
+    def _compiled_routes(self) -> list[Any]:
+        return [
+            compile_route(route, self) if isinstance(route, Route) else compile_static(route)
+            for _, route in self.routes
+        ]
 
     def migrator(self) -> Migrator:
         locations = [path for _, path in self.host.collect("register_migrations", optional_path) if path]
@@ -129,6 +177,7 @@ class Kernel:
                 if self.host.pm.has_plugin(name):
                     self.host.pm.unregister(name=name)
         self._validate_plugin_configs()
+        self.serving = serve_bus
         await self.host.call_each("startup", isolate=True, kernel=self)
         self._collect_contributions()
         self.bus.bind(self.event_handlers, fail=self.host.fail)
@@ -184,9 +233,11 @@ class Kernel:
         active = {r.name for r in self.host.active} | {"kernel"}
         self.routes = [(name, route) for name, route in self.routes if name in active]
 
-    def _flatten(self, hook: str, kind: type) -> list[tuple[str, Any]]:
+    def _flatten(self, hook: str, kind: type, only: str | None = None) -> list[tuple[str, Any]]:
         return [
-            (name, item) for name, items in self.host.collect(hook, sequence_of(kind), kernel=self) for item in items
+            (name, item)
+            for name, items in self.host.collect(hook, sequence_of(kind), only=only, kernel=self)
+            for item in items
         ]
 
     def _check_routes(self) -> None:
@@ -279,18 +330,15 @@ class Kernel:
 
     # -- ASGI -------------------------------------------------------------------------------------
     def build_asgi(self) -> Starlette:
-        routes = [
-            compile_route(route, self) if isinstance(route, Route) else compile_static(route)
-            for _, route in self.routes
-        ]
         app = Starlette(
-            routes=routes,
+            routes=self._compiled_routes(),
             middleware=[Middleware(RequestContextMiddleware), Middleware(ErrorMiddleware), *self.middleware],
             exception_handlers={ProblemError: problem_handler, HTTPException: problem_handler},
         )
         # Same routes and behaviour, looked up by path prefix instead of one regex per route.
         app.router = IndexedRouter(routes=routes)
         app.state.kernel = self
+        self._asgi = app
         return app
 
 

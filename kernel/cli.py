@@ -278,6 +278,8 @@ async def _plugin_records(kernel: Any) -> list[dict[str, Any]]:
     disabled = await disabled_plugins(kernel.db)
     records = []
     for record in kernel.host.records.values():
+        if record.sandboxed:
+            continue
         record.enabled = record.name not in disabled
         records.append({**record.as_dict(), "source": "builtin" if record.builtin else "entry_point"})
     if kernel.host.records.get("plugins") is not None and kernel.host.records["plugins"].active:

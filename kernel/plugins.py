@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "builtin_plugins.projects",
     "builtin_plugins.storage",
     "builtin_plugins.monitoring",
+    "builtin_plugins.sandbox",
 )
 ENTRY_POINT_GROUP = "taylordash.plugins"
 
@@ -50,6 +51,8 @@ class PluginRecord:
     enabled: bool = True
     error: str | None = None
     description: str = ""
+    sandboxed: bool = False
+    """A proxy for a plugin running in a sandbox worker, attached while the kernel runs."""
 
     @property
     def active(self) -> bool:
@@ -66,6 +69,7 @@ class PluginRecord:
             "hooks": self.hooks,
             "error": self.error,
             "description": self.description,
+            "sandboxed": self.sandboxed,
         }
 
 
@@ -158,6 +162,28 @@ class PluginHost:
             except Exception as exc:  # pluggy validates signatures against the specs
                 self.fail(record.name, f"cannot be registered: {exc}")
 
+    def add_runtime(self, name: str, obj: object, version: str, description: str = "") -> PluginRecord:
+        """Register ``obj`` (a sandboxed plugin's proxy) while the kernel runs; it joins the plugin
+        order last. Raises :class:`PluginError` when ``name`` is taken."""
+        existing = self.records.get(name)
+        if existing is not None and not existing.sandboxed:
+            raise PluginError(f"plugin name {name!r} is taken by {existing.module}")
+        self.remove_runtime(name)
+        record = PluginRecord(name, f"sandbox:{name}", version, False, obj, description=description, sandboxed=True)
+        record.hooks = self._hook_names(obj)
+        self.pm.register(obj, name=name)
+        self.records[name] = record
+        return record
+
+    def remove_runtime(self, name: str) -> None:
+        """Unregister a plugin added with :meth:`add_runtime`."""
+        record = self.records.get(name)
+        if record is None or not record.sandboxed:
+            return
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+        del self.records[name]
+
     def fail(self, name: str, message: str) -> None:
         """Disable plugin ``name`` for this process because it misbehaved, logging why."""
         record = self.records[name]
@@ -178,12 +204,15 @@ class PluginHost:
         last = [i for i in reversed(impls) if i.trylast]
         return first + [i for i in impls if not (i.tryfirst or i.trylast)] + last
 
-    def collect(self, hook_name: str, check: Check, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call ``hook_name`` on each plugin separately; return ``[(plugin, result)]`` for results that
-        pass ``check`` (which returns an error message or ``None``). Failing plugins are disabled."""
+    def collect(self, hook_name: str, check: Check, only: str | None = None, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call ``hook_name`` on each plugin (or only on plugin ``only``) separately; return
+        ``[(plugin, result)]`` for results that pass ``check`` (which returns an error message or
+        ``None``). Failing plugins are disabled."""
         results: list[tuple[str, Any]] = []
         for impl in self._impls(hook_name):
             name = impl.plugin_name
+            if only is not None and name != only:
+                continue
             start = time.perf_counter()
             try:
                 result = impl.function(*(kwargs[arg] for arg in impl.argnames))

@@ -5,32 +5,98 @@ A plugin is a module (or object) whose functions carry ``@hookimpl`` and are nam
 
     [project.entry-points."taylordash.plugins"]
     hello = "hello_plugin"
+
+Third-party plugins uploaded through the registry run in the sandbox instead: their code uses the
+markers of :mod:`sdk.sandbox` (``route``, ``on_event``, ``panel``, ``config_schema``) and the ``api``
+object described in :mod:`sdk.api`; :mod:`sdk.testing` runs them in the real sandbox from pytest.
+
+Names are imported lazily, so the sandbox worker can import :mod:`sdk.sandbox` without loading the
+kernel.
 """
 
-import pluggy
+from __future__ import annotations
 
-from kernel.bus.envelope import Actor, Event
-from kernel.contributions import EventHandler, HealthCheck, McpTool, NavItem, Panel
-from kernel.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    PreconditionFailed,
-    ProblemError,
-    ServiceUnavailable,
-    TooManyRequests,
-    Unauthorized,
-    ValidationFailed,
-)
-from kernel.hookspecs import PROJECT
-from kernel.pagination import Page, PageQuery, decode_cursor, encode_cursor, keyset_after, split_page
-from kernel.routing import RequestContext, Route, StaticFilesRoute
-from kernel.security import Principal
-from sdk.manifest import MANIFEST_FILE, ManifestError, PluginManifest
+import importlib
+from typing import TYPE_CHECKING, Any
 
-hookimpl = pluggy.HookimplMarker(PROJECT)
-"""Decorator marking a function as the implementation of the hook of the same name."""
+if TYPE_CHECKING:
+    import pluggy
+
+    from kernel.bus.envelope import Actor, Event
+    from kernel.contributions import EventHandler, HealthCheck, McpTool, NavItem, Panel
+    from kernel.errors import (
+        BadRequest,
+        Conflict,
+        Forbidden,
+        NotFound,
+        PreconditionFailed,
+        ProblemError,
+        ServiceUnavailable,
+        TooManyRequests,
+        Unauthorized,
+        ValidationFailed,
+    )
+    from kernel.pagination import Page, PageQuery, decode_cursor, encode_cursor, keyset_after, split_page
+    from kernel.routing import RequestContext, Route, StaticFilesRoute
+    from kernel.security import Principal
+    from sdk.manifest import MANIFEST_FILE, ManifestError, PluginManifest
+    from sdk.sandbox import Response, config_schema, on_event, panel, route
+
+    hookimpl: pluggy.HookimplMarker
+
+_SOURCES: dict[str, str] = {
+    "Actor": "kernel.bus.envelope",
+    "Event": "kernel.bus.envelope",
+    "EventHandler": "kernel.contributions",
+    "HealthCheck": "kernel.contributions",
+    "McpTool": "kernel.contributions",
+    "NavItem": "kernel.contributions",
+    "Panel": "kernel.contributions",
+    "BadRequest": "kernel.errors",
+    "Conflict": "kernel.errors",
+    "Forbidden": "kernel.errors",
+    "NotFound": "kernel.errors",
+    "PreconditionFailed": "kernel.errors",
+    "ProblemError": "kernel.errors",
+    "ServiceUnavailable": "kernel.errors",
+    "TooManyRequests": "kernel.errors",
+    "Unauthorized": "kernel.errors",
+    "ValidationFailed": "kernel.errors",
+    "Page": "kernel.pagination",
+    "PageQuery": "kernel.pagination",
+    "decode_cursor": "kernel.pagination",
+    "encode_cursor": "kernel.pagination",
+    "keyset_after": "kernel.pagination",
+    "split_page": "kernel.pagination",
+    "RequestContext": "kernel.routing",
+    "Route": "kernel.routing",
+    "StaticFilesRoute": "kernel.routing",
+    "Principal": "kernel.security",
+    "MANIFEST_FILE": "sdk.manifest",
+    "ManifestError": "sdk.manifest",
+    "PluginManifest": "sdk.manifest",
+    "Response": "sdk.sandbox",
+    "config_schema": "sdk.sandbox",
+    "on_event": "sdk.sandbox",
+    "panel": "sdk.sandbox",
+    "route": "sdk.sandbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "hookimpl":
+        import pluggy
+
+        from kernel.hookspecs import PROJECT
+
+        value: Any = pluggy.HookimplMarker(PROJECT)  # marks the implementation of the hook of the same name
+    elif name in _SOURCES:
+        value = getattr(importlib.import_module(_SOURCES[name]), name)
+    else:
+        raise AttributeError(f"module 'sdk' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "MANIFEST_FILE",
@@ -53,15 +119,20 @@ __all__ = [
     "Principal",
     "ProblemError",
     "RequestContext",
+    "Response",
     "Route",
     "ServiceUnavailable",
     "StaticFilesRoute",
     "TooManyRequests",
     "Unauthorized",
     "ValidationFailed",
+    "config_schema",
     "decode_cursor",
     "encode_cursor",
     "hookimpl",
     "keyset_after",
+    "on_event",
+    "panel",
+    "route",
     "split_page",
 ]

@@ -100,6 +100,12 @@ class PanelContribution(BaseModel):
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     title: str = Field(min_length=1, max_length=120)
+    asset: str | None = Field(
+        None,
+        pattern=r"^static/[A-Za-z0-9_./-]+$",
+        description="The page the dashboard frames, a file of the package's static/ folder (default static/index.html)",
+    )
+    order: int | None = Field(None, ge=0, le=10000, description="Position among the dashboard's panels")
 
 
 class Contributions(BaseModel):
@@ -196,14 +202,19 @@ class PluginManifest(BaseModel):
     def grants(self, permission: str) -> bool:
         """Whether the declared permissions cover ``permission``. A bare permission covers every
         argument (``http:fetch`` covers ``http:fetch:example.org``); topic arguments match MQTT-style."""
-        area_action, _, argument = _split(permission)
-        for declared in self.permissions:
-            if declared == permission or (argument and declared == area_action):
-                return True
-            declared_prefix, _, pattern = _split(declared)
-            if argument and pattern and declared_prefix == area_action and topic_matches(pattern, argument):
-                return True
-        return False
+        return permission_granted(self.permissions, permission)
+
+
+def permission_granted(declared_permissions: list[str], permission: str) -> bool:
+    """Whether ``declared_permissions`` cover ``permission`` (the rule of :meth:`PluginManifest.grants`)."""
+    area_action, _, argument = _split(permission)
+    for declared in declared_permissions:
+        if declared == permission or (argument and declared == area_action):
+            return True
+        declared_prefix, _, pattern = _split(declared)
+        if argument and pattern and declared_prefix == area_action and topic_matches(pattern, argument):
+            return True
+    return False
 
 
 def _split(permission: str) -> tuple[str, str, str]:
@@ -255,5 +266,6 @@ __all__ = [
     "Suppression",
     "api_compatible",
     "is_known_permission",
+    "permission_granted",
     "topic_matches",
 ]

@@ -12,5 +12,8 @@ class RegistrySettings(BaseModel):
 
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest plugin package accepted")
     scan_timeout_seconds: float = Field(300.0, gt=0, description="A scan taking longer fails the upload")
-    quarantine_after: int = Field(3, ge=1, description="Violations after which a plugin is quarantined")
+    quarantine_after: int = Field(
+        3, ge=1, description="Violations within quarantine_window_seconds after which a plugin is quarantined"
+    )
+    quarantine_window_seconds: float = Field(600.0, gt=0, description="The window quarantine_after counts in")
     fail_on: Literal["low", "medium", "high"] = Field("medium", description="Lowest severity that fails a scan")

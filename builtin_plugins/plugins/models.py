@@ -90,7 +90,8 @@ class PluginConfiguration(SQLModel, table=True):
 
 
 class PluginApiAccess(SQLModel, table=True):
-    """One permission a plugin declared, and whether the sandbox API currently grants it."""
+    """One permission a plugin declared (or asked for), whether the sandbox API currently grants it,
+    and the tally of its ``api`` calls: the sandbox adds each call's outcome and duration in batches."""
 
     __tablename__ = "plugin_api_access"
     __table_args__ = (sa.UniqueConstraint("plugin_id", "permission", name="uq_plugin_api_access_permission"),)
@@ -101,6 +102,27 @@ class PluginApiAccess(SQLModel, table=True):
     )
     permission: str = Field(sa_column=sa.Column(sa.String(300), nullable=False))
     granted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean(), nullable=False))
+    updated_at: datetime = _when()
+    calls: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False, server_default="0"))
+    refused: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False, server_default="0"))
+    failed: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False, server_default="0"))
+    total_ms: float = Field(default=0.0, sa_column=sa.Column(sa.Float(), nullable=False, server_default="0"))
+    max_ms: float = Field(default=0.0, sa_column=sa.Column(sa.Float(), nullable=False, server_default="0"))
+    last_outcome: str | None = Field(default=None, sa_column=sa.Column(sa.String(20), nullable=True))
+    last_method: str | None = Field(default=None, sa_column=sa.Column(sa.String(100), nullable=True))
+    last_called_at: datetime | None = _when(nullable=True)
+
+
+class PluginKV(SQLModel, table=True):
+    """The private key-value store of a sandboxed plugin (``api.kv``, permission ``storage:kv``)."""
+
+    __tablename__ = "plugin_kv"
+
+    plugin_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid(), sa.ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True)
+    )
+    key: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
+    value: Any = Field(default=None, sa_column=sa.Column(JSONDocument, nullable=True))
     updated_at: datetime = _when()
 
 
@@ -120,4 +142,4 @@ class PluginViolation(SQLModel, table=True):
     occurred_at: datetime = _when()
 
 
-TABLES = (PluginRow, PluginConfiguration, PluginApiAccess, PluginViolation)
+TABLES = (PluginRow, PluginConfiguration, PluginApiAccess, PluginViolation, PluginKV)

@@ -109,14 +109,24 @@ def _service(ctx: RequestContext) -> RegistryService:
     return ctx.kernel.services["plugins"]
 
 
-def _uploaded(row: PluginRow, detail: bool = False, access: list[Any] = ()) -> PluginSummary | PluginDetail:  # type: ignore[assignment]
+def _sandboxed_running(ctx: RequestContext) -> set[str]:
+    """Uploaded plugins whose sandbox worker this process runs."""
+    return {r.name for r in ctx.kernel.host.records.values() if r.sandboxed and r.active}
+
+
+def _uploaded(
+    row: PluginRow,
+    detail: bool = False,
+    access: list[Any] = (),  # type: ignore[assignment]
+    active: bool = False,
+) -> PluginSummary | PluginDetail:
     base: dict[str, Any] = {
         "name": row.name,
         "version": row.version,
         "source": "uploaded",
         "status": row.status,
         "enabled": row.status == "enabled",
-        "active": False,
+        "active": active,
         "verdict": row.verdict,
         "type": row.type,
         "description": row.description,
@@ -167,8 +177,11 @@ async def list_plugins(ctx: RequestContext) -> Page[PluginSummary]:
     items: list[PluginSummary] = [
         PluginSummary(**_kernel_plugin(r, choices).model_dump(include=set(PluginSummary.model_fields)))
         for r in ctx.kernel.host.records.values()
+        if not r.sandboxed
     ]
-    items += [_uploaded(row) for row in await service.rows(include_removed=query.status == "removed")]
+    running = _sandboxed_running(ctx)
+    rows = await service.rows(include_removed=query.status == "removed")
+    items += [_uploaded(row, active=row.name in running) for row in rows]
     if query.status:
         items = [i for i in items if i.status == query.status]
     if query.source:
@@ -189,10 +202,11 @@ async def get_plugin(ctx: RequestContext) -> PluginDetail:
     name = ctx.path_params["name"]
     service = _service(ctx)
     record = ctx.kernel.host.records.get(name)
-    if record is not None:
+    if record is not None and not record.sandboxed:
         return _kernel_plugin(record, await service.persisted_choices())
     row = await service.get(name)
-    return _uploaded(row, True, await service.api_access(row))  # type: ignore[return-value]
+    access = await service.api_access(row)
+    return _uploaded(row, True, access, active=name in _sandboxed_running(ctx))  # type: ignore[return-value]
 
 
 async def upload_plugin(ctx: RequestContext) -> PluginDetail:
@@ -213,13 +227,14 @@ async def upload_plugin(ctx: RequestContext) -> PluginDetail:
     finally:
         await form.close()
     ctx.status_code = 201
-    return _uploaded(row, True, await service.api_access(row))  # type: ignore[return-value]
+    return _uploaded(row, True, await service.api_access(row), active=row.name in _sandboxed_running(ctx))  # type: ignore[return-value]
 
 
 async def _changed(ctx: RequestContext, result: Any) -> PluginDetail | KernelChoice:
     if isinstance(result, dict):
         return KernelChoice(**result)
-    return _uploaded(result, True, await _service(ctx).api_access(result))  # type: ignore[return-value]
+    access = await _service(ctx).api_access(result)
+    return _uploaded(result, True, access, active=result.name in _sandboxed_running(ctx))  # type: ignore[return-value]
 
 
 async def enable_plugin(ctx: RequestContext) -> PluginDetail | KernelChoice:

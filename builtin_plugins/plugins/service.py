@@ -5,16 +5,24 @@ at the next start, through the kernel's ``plugin_state`` table)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from jsonschema import Draft202012Validator
-from sqlmodel import col, delete, select
+from sqlmodel import col, delete, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builtin_plugins.plugins.config import RegistrySettings
 from builtin_plugins.plugins.lifecycle import check_transition, record
-from builtin_plugins.plugins.models import PluginApiAccess, PluginConfiguration, PluginRow, PluginViolation, utcnow
+from builtin_plugins.plugins.models import (
+    PluginApiAccess,
+    PluginConfiguration,
+    PluginKV,
+    PluginRow,
+    PluginViolation,
+    utcnow,
+)
 from builtin_plugins.plugins.storage import PackageStore, safe_filename
 from kernel.models import PluginState
 from sandbox.scanner.errors import UnusableInput
@@ -108,7 +116,7 @@ class RegistryService:
                     "the package has no valid taylordash-plugin.toml", slug="invalid-manifest", findings=problems
                 )
             name = manifest["name"]
-            if name in self.kernel.host.records:
+            if self._is_kernel_plugin(name):
                 raise Conflict(f"{name!r} is the name of a builtin or installed plugin", slug="name-taken")
             async with self.db.session() as session:
                 existing = (await session.exec(select(PluginRow).where(PluginRow.name == name))).first()
@@ -192,7 +200,14 @@ class RegistryService:
         return {"name": name, "enabled": enabled, "restart_required": True}
 
     def _is_kernel_plugin(self, name: str) -> bool:
-        return name in self.kernel.host.records
+        record = self.kernel.host.records.get(name)
+        return record is not None and not getattr(record, "sandboxed", False)
+
+    async def _sandbox_follow(self, row: PluginRow) -> None:
+        """Tell the sandbox (when it runs) that ``row`` changed state: it starts or stops the worker."""
+        sandbox = self.kernel.services.get("sandbox")
+        if sandbox is not None:
+            await sandbox.follow(row)
 
     async def enable(self, name: str, principal: Principal, override_reason: str | None = None) -> Any:
         """Enable ``name``. Refused (409 ``scan-failed``) while its verdict is fail or it is quarantined,
@@ -222,7 +237,8 @@ class RegistryService:
             await self._set_state(session, name, enabled=True)
             await record(self.kernel, session, "enabled", str(row.id), principal, self._payload(row, previous, **extra))
             await session.commit()
-            return row
+        await self._sandbox_follow(row)
+        return row
 
     async def disable(self, name: str, principal: Principal) -> Any:
         if self._is_kernel_plugin(name):
@@ -234,7 +250,8 @@ class RegistryService:
             check_transition(name, row.status, "disabled")
             await self._transition(session, row, "disabled", principal)
             await session.commit()
-            return row
+        await self._sandbox_follow(row)
+        return row
 
     async def _transition(
         self, session: AsyncSession, row: PluginRow, to: str, principal: Principal | None, **extra: Any
@@ -258,6 +275,7 @@ class RegistryService:
             row.package_path = None
             await session.exec(delete(PluginConfiguration).where(col(PluginConfiguration.plugin_id) == row.id))
             await session.commit()
+        await self._sandbox_follow(row)
         await self.store.delete(package)
 
     async def rescan(self, name: str, principal: Principal) -> PluginRow:
@@ -277,7 +295,8 @@ class RegistryService:
             if row.status == "enabled" and row.verdict != "pass":
                 await self._transition(session, row, "disabled", principal, reason="the new scan failed")
             await session.commit()
-            return row
+        await self._sandbox_follow(row)
+        return row
 
     # -- configuration --------------------------------------------------------------------------
     async def get_config(self, name: str) -> dict[str, Any]:
@@ -338,7 +357,8 @@ class RegistryService:
         self, name: str, kind: str, detail: str, context: dict[str, Any] | None = None
     ) -> PluginRow:
         """Store a violation by the sandboxed plugin ``name`` (the runner calls this); at
-        ``quarantine_after`` violations an enabled or disabled plugin is quarantined."""
+        ``quarantine_after`` violations within ``quarantine_window_seconds`` an enabled or disabled
+        plugin is quarantined."""
         async with self.db.session() as session:
             row = await self._row(session, name)
             violation = PluginViolation(plugin_id=row.id, kind=kind[:50], detail=detail, context=context or {})
@@ -347,7 +367,77 @@ class RegistryService:
             session.add(row)
             payload = {"name": name, "kind": violation.kind, "detail": detail[:500], "count": row.violations_count}
             await record(self.kernel, session, "violation", str(row.id), None, payload)
-            if row.violations_count >= self.settings.quarantine_after and row.status in ("enabled", "disabled"):
-                await self._transition(session, row, "quarantined", None, violations=row.violations_count)
+            await session.flush()
+            since = utcnow() - timedelta(seconds=self.settings.quarantine_window_seconds)
+            recent_query = select(func.count()).where(
+                col(PluginViolation.plugin_id) == row.id, col(PluginViolation.occurred_at) >= since
+            )
+            recent = (await session.exec(recent_query)).one()
+            quarantined = recent >= self.settings.quarantine_after and row.status in ("enabled", "disabled")
+            if quarantined:
+                await self._transition(
+                    session, row, "quarantined", None, violations=row.violations_count, within_window=recent
+                )
             await session.commit()
-            return row
+        sandbox = self.kernel.services.get("sandbox")
+        if quarantined and sandbox is not None:
+            sandbox.stop_soon(name)  # not awaited: the sandbox may be reporting this very violation
+        return row
+
+    # -- sandbox state (the sandbox runner's api calls) ----------------------------------------------
+    async def kv_get(self, plugin_id: Any, key: str, default: Any = None) -> Any:
+        """The value of ``key`` in the key-value store of plugin ``plugin_id``."""
+        async with self.db.session() as session:
+            row = await session.get(PluginKV, (plugin_id, key))
+            return default if row is None else row.value
+
+    async def kv_set(self, plugin_id: Any, key: str, value: Any) -> None:
+        async with self.db.session() as session:
+            row = await session.get(PluginKV, (plugin_id, key))
+            if row is None:
+                row = PluginKV(plugin_id=plugin_id, key=key, value=value)
+            row.value, row.updated_at = value, utcnow()
+            session.add(row)
+            await session.commit()
+
+    async def kv_delete(self, plugin_id: Any, key: str) -> bool:
+        async with self.db.session() as session:
+            row = await session.get(PluginKV, (plugin_id, key))
+            if row is None:
+                return False
+            await session.delete(row)
+            await session.commit()
+            return True
+
+    async def kv_keys(self, plugin_id: Any, prefix: str = "") -> list[str]:
+        async with self.db.session() as session:
+            query = select(PluginKV.key).where(PluginKV.plugin_id == plugin_id).order_by(PluginKV.key)
+            return [k for k in (await session.exec(query)).all() if k.startswith(prefix)]
+
+    async def config_of(self, plugin_id: Any) -> dict[str, Any]:
+        """The configuration of plugin ``plugin_id`` (``{}`` when none was set)."""
+        async with self.db.session() as session:
+            query = select(PluginConfiguration).where(PluginConfiguration.plugin_id == plugin_id)
+            row = (await session.exec(query)).first()
+            return dict(row.config) if row is not None else {}
+
+    async def add_api_calls(self, tallies: dict[tuple[Any, str], dict[str, Any]]) -> None:
+        """Add tallies of api calls, ``{(plugin_id, permission): {calls, refused, failed, total_ms,
+        max_ms, last_outcome, last_method}}``, to ``plugin_api_access`` in one transaction."""
+        async with self.db.session() as session:
+            for (plugin_id, permission), tally in tallies.items():
+                query = select(PluginApiAccess).where(
+                    PluginApiAccess.plugin_id == plugin_id, PluginApiAccess.permission == permission
+                )
+                row = (await session.exec(query)).first()
+                if row is None:
+                    row = PluginApiAccess(plugin_id=plugin_id, permission=permission, granted=False)
+                row.calls += tally["calls"]
+                row.refused += tally["refused"]
+                row.failed += tally["failed"]
+                row.total_ms += tally["total_ms"]
+                row.max_ms = max(row.max_ms, tally["max_ms"])
+                row.last_outcome, row.last_method = tally["last_outcome"], tally["last_method"]
+                row.last_called_at = row.updated_at = utcnow()
+                session.add(row)
+            await session.commit()

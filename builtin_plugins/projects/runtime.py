@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from builtin_plugins.projects.history import History
 from builtin_plugins.projects.lean import Lender
 from builtin_plugins.projects.reads import Reader
-from builtin_plugins.projects.schemas import ProjectQuery, TaskCreate, TaskUpdate
+from builtin_plugins.projects.schemas import ProjectCreate, ProjectQuery, TaskCreate, TaskQuery, TaskUpdate
 from builtin_plugins.projects.service import ProjectsService, as_row
 
 
@@ -50,6 +50,15 @@ class Projects:
     async def get_project(self, project_id: uuid.UUID | str) -> dict[str, Any]:
         body, _ = await self.reader.document("projects", uuid.UUID(str(project_id)))
         return json.loads(body)
+
+    async def create_project(self, data: dict[str, Any], actor: Any) -> dict[str, Any]:
+        """Create a project from the fields ``POST /projects`` takes."""
+        return await self.service.create_project(as_row(ProjectCreate.model_validate(data).model_dump()), actor)
+
+    async def list_tasks(self, project_id: uuid.UUID | str, **filters: Any) -> dict[str, Any]:
+        """A page of a project's tasks; ``filters`` are the query parameters of ``GET /projects/{id}/tasks``."""
+        scope = ("project_id", "projects", uuid.UUID(str(project_id)))
+        return json.loads(await self.reader.page("tasks", TaskQuery.model_validate(filters), scope))
 
     async def create_task(self, component_id: uuid.UUID | str, data: dict[str, Any], actor: Any) -> dict[str, Any]:
         task = TaskCreate.model_validate(data)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from builtin_plugins.plugins.models import TABLES
 from tests.support.schema import check_branch_up_down_up, check_models_match_migrations
 
-REGISTRY_TABLES = {"plugins", "plugin_configurations", "plugin_api_access", "plugin_security_violations"}
+REGISTRY_TABLES = {
+    "plugins",
+    "plugin_configurations",
+    "plugin_api_access",
+    "plugin_security_violations",
+    "plugin_kv",
+}
 
 
 async def test_plugins_branch_up_down_up(make_settings, fresh_database_url):

@@ -1,0 +1,3 @@
+# ruff: noqa
+# An api call the manifest does not grant.
+result = api.projects.list()

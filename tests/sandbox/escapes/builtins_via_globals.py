@@ -1,0 +1,3 @@
+# ruff: noqa
+# globals() would expose the guards and the real builtins.
+result = globals()

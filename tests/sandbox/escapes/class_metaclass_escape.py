@@ -1,0 +1,7 @@
+# ruff: noqa
+# Class machinery: reach object through a class's mro.
+class Probe:
+    pass
+
+
+result = Probe.mro()

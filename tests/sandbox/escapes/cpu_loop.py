@@ -1,0 +1,5 @@
+# ruff: noqa
+# Burning CPU forever.
+n = 0
+while True:
+    n += 1

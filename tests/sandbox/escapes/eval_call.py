@@ -1,0 +1,3 @@
+# ruff: noqa
+# eval() evaluates unrestricted expressions.
+result = eval('__import__("os").getcwd()')

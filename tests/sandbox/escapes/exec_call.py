@@ -1,0 +1,3 @@
+# ruff: noqa
+# exec() runs unrestricted code.
+exec("import os; result = os.getcwd()")

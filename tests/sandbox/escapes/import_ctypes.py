@@ -1,0 +1,5 @@
+# ruff: noqa
+# ctypes calls into libc directly.
+import ctypes
+
+result = ctypes.CDLL(None).getpid()

@@ -1,0 +1,5 @@
+# ruff: noqa
+# subprocess spawns commands.
+import subprocess
+
+result = subprocess.run(["id"], capture_output=True).stdout

@@ -1,0 +1,3 @@
+# ruff: noqa
+# One allocation past the address-space limit.
+result = len("x" * (4 * 1024 * 1024 * 1024))

@@ -1,0 +1,4 @@
+# ruff: noqa
+# Printing without end.
+while True:
+    print("x" * 10000)

@@ -1,0 +1,7 @@
+# ruff: noqa
+# Unbounded recursion.
+def down(n):
+    return down(n + 1)
+
+
+result = down(0)

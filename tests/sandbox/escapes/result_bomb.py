@@ -1,0 +1,3 @@
+# ruff: noqa
+# Returning a result far larger than the output cap.
+result = ["y" * 1000] * 100000

@@ -1,0 +1,6 @@
+# ruff: noqa
+# Replacing a function on an allowed module, to affect the worker.
+import json
+
+json.loads = len
+result = "patched"
