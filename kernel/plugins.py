@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "builtin_plugins.projects",
     "builtin_plugins.storage",
     "builtin_plugins.monitoring",
+    "builtin_plugins.mcp",
 )
 ENTRY_POINT_GROUP = "taylordash.plugins"
 
