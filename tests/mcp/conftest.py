@@ -50,7 +50,8 @@ class McpEnv:
         return self.kernel.services["mcp"]
 
     async def add(self, name: str = "time", **body: Any) -> dict[str, Any]:
-        response = await self.client.post("/api/v1/mcp/servers", json={"name": name, **TIME_SERVER, **body}, headers=ADMIN)
+        body = {"name": name, **TIME_SERVER, **body}
+        response = await self.client.post("/api/v1/mcp/servers", json=body, headers=ADMIN)
         assert response.status_code == 201, response.text
         return response.json()
 
