@@ -29,9 +29,7 @@ FAST_SUPERVISION = {"ping_interval_seconds": 0.5, "restart_backoff_seconds": 0.2
 @pytest.fixture
 def mcp_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
     def make(**mcp: Any) -> Settings:
-        return make_settings(
-            plugins={"auth": FAST_AUTH, "mcp": {**FAST_SUPERVISION, **mcp}}, secret_key=TEST_SECRET
-        )
+        return make_settings(plugins={"auth": FAST_AUTH, "mcp": {**FAST_SUPERVISION, **mcp}}, secret_key=TEST_SECRET)
 
     return make
 

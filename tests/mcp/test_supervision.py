@@ -12,6 +12,7 @@ from datetime import datetime
 import psutil
 import sqlalchemy as sa
 
+from tests.events.helpers import eventually
 from tests.mcp.conftest import ADMIN, VIEWER
 from tests.support.events import committed_events
 
@@ -25,11 +26,12 @@ async def _transitions(engine, name: str) -> list[tuple[str, str]]:
     ]
 
 
-async def _wait_transitions(engine, name: str, count: int, seconds: float = 30) -> list[tuple[str, str]]:
-    async with asyncio.timeout(seconds):
-        while len(found := await _transitions(engine, name)) < count:
-            await asyncio.sleep(0.1)
-    return found
+async def _wait_transitions(engine, name: str, count: int) -> list[tuple[str, str]]:
+    async def enough():
+        found = await _transitions(engine, name)
+        return found if len(found) >= count else None
+
+    return await eventually(enough, seconds=30)
 
 
 async def test_time_server_lifecycle(mcp_app):
@@ -119,9 +121,10 @@ async def test_autostart_and_clean_shutdown(mcp_app):
     assert not psutil.pid_exists(first_pid) or psutil.Process(first_pid).status() == psutil.STATUS_ZOMBIE
     async with mcp_app() as env:
         # desired "running" survives the restart: the server comes up on its own
-        async with asyncio.timeout(60):
-            while "time" not in env.manager.connections:
-                await asyncio.sleep(0.05)
+        async def connected():
+            return "time" in env.manager.connections
+
+        await eventually(connected, seconds=60)
         assert await env.state("time", {"ready", "failed"}) == "ready"
         stopped = await env.client.post("/api/v1/mcp/servers/time/stop", headers=ADMIN)
         assert stopped.status_code == 200
