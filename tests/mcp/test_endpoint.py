@@ -144,3 +144,34 @@ async def test_no_token_no_mcp(mcp_settings):
         with pytest.raises(Exception):  # noqa: B017 - the SDK surfaces the 401 as a transport error
             async with mcp_session(base, "td_forged") as session:
                 await session.list_tools()
+
+
+async def test_remote_server_over_streamable_http(mcp_settings):
+    """The manager's streamable-HTTP client against a real remote MCP server: this very instance's /mcp."""
+    async with served(mcp_settings()) as (base, kernel):
+        token = await api_token(base, kernel, "viewer")
+        admin = {"Authorization": f"Bearer {await api_token(base, kernel, 'admin')}"}
+        async with httpx.AsyncClient(base_url=base, headers=admin) as rest:
+            body = {"name": "self", "url": f"{base}/mcp", "headers": {"Authorization": f"Bearer {token}"}}
+            created = await rest.post("/api/v1/mcp/servers", json=body)
+            assert created.status_code == 201 and created.json()["headers"] == {"Authorization": "********"}
+            await rest.post("/api/v1/mcp/servers/self/start")
+            conn = kernel.services["mcp"].connections["self"]
+            assert await conn.wait_for({"ready", "failed"}, 60) == "ready", conn.last_error
+
+            tools = {t["tool"] for t in (await rest.get("/api/v1/mcp/tools?server=self")).json()["items"]}
+            assert "projects_list" in tools and "tasks_create" not in tools  # the viewer token's view
+            await rest.post("/api/v1/projects", json={"name": "Gemini"})
+            called = await rest.post("/api/v1/mcp/servers/self/tools/projects_list/call", json={"arguments": {}})
+            assert called.status_code == 200, called.text
+            assert [p["name"] for p in json.loads(called.json()["content"][0]["text"])["items"]] == ["Gemini"]
+
+            wrong = {"name": "wrong", "url": f"{base}/mcp", "headers": {"Authorization": "Bearer td_wrong"}}
+            await rest.post("/api/v1/mcp/servers", json=wrong)
+            await rest.post("/api/v1/mcp/servers/wrong/start")
+            failed = kernel.services["mcp"].connections["wrong"]
+            assert await failed.wait_for({"ready", "failed"}, 60) == "failed"
+            assert "td_wrong" not in (failed.last_error or "")
+            await rest.post("/api/v1/mcp/servers/wrong/stop")
+            await rest.post("/api/v1/mcp/servers/self/stop")
+            assert conn.state == "stopped"
