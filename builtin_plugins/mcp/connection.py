@@ -22,7 +22,6 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
@@ -34,6 +33,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from builtin_plugins.mcp.config import McpSettings
 from builtin_plugins.mcp.secrets import scrub
+from builtin_plugins.mcp.spec import NotConnected, ServerGone, ServerSpec
 
 log = structlog.get_logger("taylordash.mcp")
 
@@ -43,31 +43,6 @@ INSTANCE_ENV = "TAYLORDASH_MCP_INSTANCE"
 LIVENESS_SECONDS = 0.25
 
 Transition = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    """What is needed to reach one server (secrets in clear: never log or return this object)."""
-
-    name: str
-    transport: str
-    command: str | None = None
-    args: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    url: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def secrets(self) -> list[str]:
-        return [*self.env.values(), *self.headers.values()]
-
-
-class ServerGone(Exception):
-    """The server stopped answering for good: its process exited or its pings kept failing."""
-
-
-class NotConnected(Exception):
-    """A call needs a ready (or degraded) server."""
 
 
 class Connection:

@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry
 
 from builtin_plugins.mcp.config import McpSettings
-from builtin_plugins.mcp.server import McpEndpoint
 from builtin_plugins.mcp.service import McpManager, ToolMetrics
 from sdk import Event, RequestContext, Route
+
+if TYPE_CHECKING:
+    from builtin_plugins.mcp.server import McpEndpoint
 
 log = structlog.get_logger("taylordash.mcp")
 CONTROL_TOPIC = "tracker/events/mcp/control"
 
 
 def start(kernel: Any) -> None:
-    """Register ``kernel.services["mcp"]`` and ``["mcp_endpoint"]``; servers marked autostart start once
-    the kernel serves (one-off commands that start the plugins leave them alone)."""
+    """Register ``kernel.services["mcp"]``; servers marked autostart start once the kernel serves
+    (one-off commands that start the plugins leave them alone). The /mcp endpoint is built on first use."""
     settings: McpSettings = kernel.plugin_config("mcp") or McpSettings()
     manager = McpManager(kernel, settings)
     kernel.services["mcp"] = manager
-    kernel.services["mcp_endpoint"] = McpEndpoint(kernel, settings)
     if settings.autostart:
         manager.autostart_task = asyncio.get_running_loop().create_task(_autostart_when_serving(kernel, manager))
 
@@ -65,9 +66,20 @@ async def on_control(kernel: Any, event: Event) -> None:
         await manager.reconcile(server)
 
 
+def endpoint(kernel: Any) -> McpEndpoint:
+    """The /mcp endpoint of ``kernel``, made on first use (it loads the MCP SDK's server side)."""
+    found: McpEndpoint | None = kernel.services.get("mcp_endpoint")
+    if found is None:
+        from builtin_plugins.mcp.server import McpEndpoint
+
+        settings: McpSettings = kernel.plugin_config("mcp") or McpSettings()
+        found = kernel.services["mcp_endpoint"] = McpEndpoint(kernel, settings)
+    return found
+
+
 def endpoint_route(kernel: Any) -> Route:
     async def handle(ctx: RequestContext) -> Any:
-        return await ctx.kernel.services["mcp_endpoint"].handle(ctx)
+        return await endpoint(ctx.kernel).handle(ctx)
 
     return Route(
         "/mcp",

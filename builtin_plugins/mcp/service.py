@@ -12,18 +12,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import structlog
-from mcp.shared.exceptions import MCPError
-from mcp_types import REQUEST_TIMEOUT
 from prometheus_client import Counter, Histogram
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from builtin_plugins.mcp.config import McpSettings
-from builtin_plugins.mcp.connection import Connection, NotConnected, ServerSpec
 from builtin_plugins.mcp.models import McpServerRow, utcnow
 from builtin_plugins.mcp.schemas import (
     CallOut,
@@ -36,7 +33,11 @@ from builtin_plugins.mcp.schemas import (
     ToolOut,
 )
 from builtin_plugins.mcp.secrets import MASK, SecretBox, masked
+from builtin_plugins.mcp.spec import NotConnected, ServerSpec
 from sdk import Conflict, Event, Forbidden, NotFound, Principal, ProblemError, ValidationFailed
+
+if TYPE_CHECKING:
+    from builtin_plugins.mcp.connection import Connection
 
 log = structlog.get_logger("taylordash.mcp")
 SYSTEM = Principal(id="mcp", role="admin", name="mcp manager", kind="system")
@@ -251,6 +252,8 @@ class McpManager:
 
     def _connection(self, row: McpServerRow) -> Connection:
         """The running connection of ``row``, or a new one built from the registry."""
+        from builtin_plugins.mcp.connection import Connection  # loads the MCP SDK: only when needed
+
         conn = self.connections.get(row.name)
         if conn is None or not conn.running:
             conn = Connection(self.spec(row), self.settings, self._on_transition)
@@ -396,6 +399,9 @@ class McpManager:
             await self.audit("mcp.tool_call", "denied", principal, f"{name}.{tool}", {"server": name, "tool": tool})
             raise ToolNotAllowed(f"tool {tool!r} of MCP server {name!r} is not on its allow list")
         _validate(found.input_schema, arguments)
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import REQUEST_TIMEOUT
+
         timeout = row.call_timeout_seconds or self.settings.call_timeout_seconds
         started = time.perf_counter()
         outcome, problem = "success", None
