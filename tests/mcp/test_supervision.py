@@ -134,3 +134,34 @@ async def test_autostart_and_clean_shutdown(mcp_app):
         async with env.kernel.db.engine.connect() as conn:
             desired = (await conn.execute(sa.text("SELECT desired FROM mcp_servers WHERE name = 'time'"))).scalar()
         assert desired == "stopped"
+
+
+async def test_unanswered_pings_degrade_then_restart(mcp_app):
+    """A frozen child (SIGSTOP) answers no ping: degraded, ready again once it thaws; frozen for good,
+    it is replaced."""
+    async with mcp_app(ping_timeout_seconds=2.0, failures_before_restart=3) as env:
+        await env.add()
+        pid = (await env.started())["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        assert await env.state("time", {"degraded"}) == "degraded"
+        os.kill(pid, signal.SIGCONT)
+        assert await env.state("time", {"ready"}) == "ready"
+        assert env.manager.connections["time"].pid == pid  # the same process recovered
+
+        os.kill(pid, signal.SIGSTOP)
+        assert await env.state("time", {"failed"}) == "failed"
+        assert "ping failed (3 in a row)" in env.manager.connections["time"].last_error
+        assert await env.state("time", {"ready"}) == "ready"
+        assert env.manager.connections["time"].pid not in (None, pid)
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+        transitions = await _wait_transitions(env.kernel.db.engine, "time", 7)
+        assert transitions[:7] == [
+            ("stopped", "starting"),
+            ("starting", "ready"),
+            ("ready", "degraded"),
+            ("degraded", "ready"),
+            ("ready", "degraded"),
+            ("degraded", "failed"),
+            ("failed", "starting"),
+        ]
