@@ -207,22 +207,23 @@ class McpManager:
 
     async def import_servers(self, doc: ImportDoc, replace: bool, principal: Principal | None) -> ImportResult:
         result = ImportResult(created=[], updated=[], skipped=[])
-        for name, entry in doc.mcp_servers.items():
+        servers: list[tuple[ServerIn, ServerEntry]] = []
+        for name, entry in doc.mcp_servers.items():  # all of them valid, or none imported
             try:
-                data = ServerIn(name=name, **entry.model_dump(exclude_unset=True))
+                servers.append((ServerIn(name=name, **entry.model_dump(exclude_unset=True)), entry))
             except ValueError as exc:
                 raise ValidationFailed(f"mcpServers.{name}: {exc}") from None
+        for data, entry in servers:
             try:
                 await self.create(data, principal)
-                result.created.append(name)
+                result.created.append(data.name)
             except Conflict:
                 if not replace:
-                    result.skipped.append(name)
+                    result.skipped.append(data.name)
                     continue
-                fields = {"command", "args", "env", "url", "headers"}
-                patch = ServerPatch(**{f: getattr(entry, f) for f in fields})
-                await self.update(name, patch, principal)
-                result.updated.append(name)
+                fields = ("command", "args", "env", "url", "headers")
+                await self.update(data.name, ServerPatch(**{f: getattr(entry, f) for f in fields}), principal)
+                result.updated.append(data.name)
         return result
 
     async def export(self, include_secrets: bool, principal: Principal | None) -> dict[str, Any]:

@@ -77,10 +77,10 @@ async def test_import_export_and_secrets(mcp_app):
         row = (await _rows(env.kernel, "SELECT env_encrypted FROM mcp_servers WHERE name = 'time'"))[0]
         assert env.manager.box.open(row["env_encrypted"]) == {"API_KEY": SECRET, "REGION": "eu-west-1"}
 
-        bad = await env.client.post(
-            "/api/v1/mcp/import", json={"mcpServers": {"x": {"command": "a", "url": "http://b"}}}, headers=ADMIN
-        )
+        half_bad = {"mcpServers": {"fine": TIME_SERVER, "x": {"command": "a", "url": "http://b"}}}
+        bad = await env.client.post("/api/v1/mcp/import", json=half_bad, headers=ADMIN)
         assert bad.status_code == 422 and bad.json()["type"] == PROBLEM + "validation-error"
+        assert (await env.client.get("/api/v1/mcp/servers/fine", headers=ADMIN)).status_code == 404
 
 
 async def test_registry_problems(mcp_app):
