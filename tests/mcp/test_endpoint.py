@@ -109,6 +109,14 @@ async def test_agent_creates_a_task_over_mcp(mcp_settings):
 async def test_viewer_sees_and_calls_only_what_its_role_allows(mcp_settings):
     async with served(mcp_settings()) as (base, kernel):
         viewer = await api_token(base, kernel, "viewer")
+        async with httpx.AsyncClient(base_url=base) as client:
+            # DNS-rebinding protection: a Host outside the configured allow list is refused
+            rebound = await client.post(
+                "/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                headers={"Authorization": f"Bearer {viewer}", "Host": "evil.example:80"},
+            )
+            assert rebound.status_code == 421
         async with mcp_session(base, viewer) as session:
             names = {t.name for t in (await session.list_tools()).tools}
             assert {"projects_list", "events_recent"} <= names
