@@ -64,6 +64,12 @@ class ServerPatch(_Reach):
     autostart: bool | None = None
     call_timeout_seconds: float | None = Field(None, gt=0, le=3600)
 
+    @model_validator(mode="after")
+    def _not_both(self) -> ServerPatch:
+        if self.command is not None and self.url is not None:
+            raise ValueError("give either command (stdio) or url (streamable HTTP), not both")
+        return self
+
 
 class ToolsAllowList(BaseModel):
     """The admin-managed allow list of one server."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import structlog
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -178,7 +179,10 @@ class McpManager:
             self._apply(row, data, data.model_fields_set | {"command", "url"})
             session.add(row)
             await self._record(session, "server_created", row.name, principal, {"transport": row.transport})
-            await session.commit()
+            try:
+                await session.commit()
+            except IntegrityError:  # created meanwhile by a concurrent request
+                raise Conflict(f"an MCP server named {data.name!r} exists", slug="mcp-server-exists") from None
             await session.refresh(row)
         return row
 

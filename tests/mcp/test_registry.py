@@ -93,6 +93,10 @@ async def test_registry_problems(mcp_app):
         for body in ({"name": "Bad Name", **TIME_SERVER}, {"name": "neither"}, {"name": "x", "url": "ftp://x"}):
             refused = await env.client.post("/api/v1/mcp/servers", json=body, headers=ADMIN)
             assert refused.status_code == 422, body
+        both = await env.client.patch(
+            "/api/v1/mcp/servers/time", json={"command": "x", "url": "http://x"}, headers=ADMIN
+        )
+        assert both.status_code == 422
         viewer = await env.client.post("/api/v1/mcp/servers", json={"name": "v", **TIME_SERVER}, headers=VIEWER)
         assert viewer.status_code == 403
         assert (await env.client.post("/api/v1/mcp/servers/time/start", headers=VIEWER)).status_code == 403
