@@ -37,7 +37,6 @@ from builtin_plugins.mcp.spec import NotConnected, ServerGone, ServerSpec
 
 log = structlog.get_logger("taylordash.mcp")
 
-STATES = ("stopped", "starting", "ready", "degraded", "failed")
 INSTANCE_ENV = "TAYLORDASH_MCP_INSTANCE"
 """Set in each child's environment so the supervisor can find the child's pid among its own children."""
 LIVENESS_SECONDS = 0.25

@@ -56,6 +56,7 @@ def register_metrics(kernel: Any, registry: CollectorRegistry) -> None:
     manager: McpManager | None = kernel.services.get("mcp")
     if manager is not None:
         manager.metrics = ToolMetrics(registry)
+        manager.metrics.count(manager.connections)
 
 
 async def on_control(kernel: Any, event: Event) -> None:

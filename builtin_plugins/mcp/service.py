@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,7 +34,7 @@ from builtin_plugins.mcp.schemas import (
     ToolOut,
 )
 from builtin_plugins.mcp.secrets import MASK, SecretBox, masked
-from builtin_plugins.mcp.spec import NotConnected, ServerSpec
+from builtin_plugins.mcp.spec import STATES, NotConnected, ServerSpec
 from sdk import Conflict, Event, Forbidden, NotFound, Principal, ProblemError, ValidationFailed
 
 if TYPE_CHECKING:
@@ -77,6 +77,18 @@ class ToolMetrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+        self.servers = Gauge(
+            "taylordash_mcp_servers",
+            "MCP servers this instance supervises, by state",
+            ["state"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+    def count(self, connections: Mapping[str, Connection]) -> None:
+        states = [conn.state for conn in connections.values()]
+        for state in STATES:
+            self.servers.labels(state).set(states.count(state))
 
 
 class McpManager:
@@ -334,6 +346,8 @@ class McpManager:
         await asyncio.gather(*(conn.stop() for conn in self.connections.values()), return_exceptions=True)
 
     async def _on_transition(self, name: str, previous: str, state: str, details: dict[str, Any]) -> None:
+        if self.metrics is not None:
+            self.metrics.count(self.connections)
         if not self.record_transitions:
             return
         async with self.db.session() as session:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+STATES = ("stopped", "starting", "ready", "degraded", "failed")
+
 
 @dataclass(frozen=True)
 class ServerSpec:

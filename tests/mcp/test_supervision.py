@@ -42,6 +42,7 @@ async def test_time_server_lifecycle(mcp_app):
 
         server = await env.started()
         assert server["state"] == "ready"
+        assert env.kernel.metrics.get_sample_value("taylordash_mcp_servers", {"state": "ready"}) == 1
         assert server["server_info"]["name"] == "mcp-time"
         pid = server["pid"]
         child = psutil.Process(pid)
@@ -97,6 +98,11 @@ async def test_time_server_lifecycle(mcp_app):
 
         stopped = await env.client.post("/api/v1/mcp/servers/time/stop", headers=ADMIN)
         assert stopped.json()["state"] == "stopped"
+        gauge = {
+            state: env.kernel.metrics.get_sample_value("taylordash_mcp_servers", {"state": state})
+            for state in ("ready", "stopped")
+        }
+        assert gauge == {"ready": 0, "stopped": 1}
         assert not psutil.pid_exists(again["pid"]) or psutil.Process(again["pid"]).status() == psutil.STATUS_ZOMBIE
 
         transitions = await _wait_transitions(env.kernel.db.engine, "time", 6)
