@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "builtin_plugins.storage",
     "builtin_plugins.monitoring",
     "builtin_plugins.sandbox",
+    "builtin_plugins.mcp",
 )
 ENTRY_POINT_GROUP = "taylordash.plugins"
 

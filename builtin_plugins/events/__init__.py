@@ -8,7 +8,7 @@ from typing import Any
 
 from builtin_plugins.events import models
 from builtin_plugins.events.config import EventsSettings
-from sdk import Route, hookimpl
+from sdk import McpTool, Route, hookimpl
 
 
 @hookimpl
@@ -64,3 +64,10 @@ def register_commands() -> Sequence[Any]:
     from builtin_plugins.events.cli import COMMANDS
 
     return COMMANDS
+
+
+@hookimpl
+def register_mcp_tools(kernel: Any) -> Sequence[McpTool]:
+    from builtin_plugins.events.mcp import tools
+
+    return tools(kernel)
