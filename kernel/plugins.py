@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "builtin_plugins.projects",
     "builtin_plugins.storage",
     "builtin_plugins.monitoring",
+    "builtin_plugins.dashboard",
 )
 ENTRY_POINT_GROUP = "taylordash.plugins"
 
