@@ -104,7 +104,7 @@ async def logout(ctx: RequestContext) -> Response:
     request = ctx.request
     async with request.form(max_files=0, max_fields=5, max_part_size=FORM_LIMIT) as form:
         presented = str(form.get(CSRF_FIELD, ""))
-    principal = await who(ctx)
+    principal = await ctx.kernel.services["dashboard.cookies"].principal(request)
     https = is_https(request.scope)
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookies(response, https)
