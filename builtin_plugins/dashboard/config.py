@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, Field, field_validator
 
 
@@ -17,6 +19,17 @@ class DashboardSettings(BaseModel):
     )
     overview_projects: int = Field(100, ge=1, le=500, description="Projects listed on the overview")
     feed_events: int = Field(15, ge=1, le=200, description="Events shown in the live feeds at first render")
+
+    @field_validator("kiosk", mode="before")
+    @classmethod
+    def _from_text(cls, value: object) -> object:
+        """The environment gives a string: JSON (``{"wallboard": "/"}``) or ``user=/path,user2=/path``."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("{"):
+            return json.loads(text)
+        return dict(item.split("=", 1) for item in text.split(",") if "=" in item)
 
     @field_validator("kiosk")
     @classmethod

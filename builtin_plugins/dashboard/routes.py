@@ -133,7 +133,6 @@ async def serve_panel_file(ctx: RequestContext) -> Response:
         headers={
             "content-security-policy": panel_policy(origin, params["plugin"], params["panel"]),
             "x-frame-options": "SAMEORIGIN",
-            "cross-origin-resource-policy": "same-origin",
             "cache-control": "no-cache",
         },
     )
