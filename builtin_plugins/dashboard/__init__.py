@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from builtin_plugins.dashboard import routes
 from builtin_plugins.dashboard.config import DashboardSettings
-from builtin_plugins.dashboard.session import CookieAuth, Csrf, RefreshMiddleware
+from builtin_plugins.dashboard.session import CookieAuth, Csrf, OidcBrowserMiddleware, RefreshMiddleware
 from builtin_plugins.dashboard.views import Dashboard
 from sdk import NavItem, Panel, Principal, Route, StaticFilesRoute, hookimpl
 
@@ -53,7 +53,7 @@ def register_routes(kernel: Any) -> Sequence[Route | StaticFilesRoute]:
 
 @hookimpl
 def register_middleware(kernel: Any) -> Sequence[Middleware]:
-    return [Middleware(RefreshMiddleware, kernel=kernel)]
+    return [Middleware(RefreshMiddleware, kernel=kernel), Middleware(OidcBrowserMiddleware, kernel=kernel)]
 
 
 @hookimpl

@@ -22,6 +22,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import structlog
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -248,6 +249,66 @@ class Origin:
             request.url.path,
             getattr(request.state, "request_id", None),
         )
+
+
+OIDC_CALLBACK = "/api/v1/auth/oidc/callback"
+
+
+class OidcBrowserMiddleware:
+    """Finishes an OIDC sign-in started from the login page as a browser session.
+
+    The auth plugin's callback answers with a JSON token pair, which suits API clients. When a browser
+    arrives there by navigation (``Sec-Fetch-Mode: navigate``, or ``Accept: text/html``), a successful
+    answer is turned into the session cookies and a redirect to the overview; a failure is left as
+    the auth plugin's problem document."""
+
+    def __init__(self, app: ASGIApp, kernel: Any) -> None:
+        self.app = app
+        self.kernel = kernel
+
+    @staticmethod
+    def _navigation(scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"sec-fetch-mode" and value == b"navigate":
+                return True
+            if name == b"accept" and b"text/html" in value:
+                return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != OIDC_CALLBACK or not self._navigation(scope):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        body: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        assert start is not None
+        auth = self.kernel.services.get("auth")
+        if start["status"] != 200 or auth is None:
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(body)})
+            return
+        pair = TokenReply.model_validate_json(b"".join(body))
+        response = Response(status_code=303, headers={"location": "/", "cache-control": "no-store"})
+        set_session_cookies(response, pair, auth.settings.refresh_token_seconds, is_https(scope))
+        # keep the auth plugin's own cookie changes (it clears its OIDC state cookie)
+        kept = [(k, v) for k, v in start.get("headers", ()) if k == b"set-cookie"]
+        response.raw_headers.extend(kept)
+        await response(scope, receive, send)
+
+
+class TokenReply(BaseModel):
+    access_token: str
+    refresh_token: str
+    expires_in: int
 
 
 def new_login_csrf() -> str:

@@ -91,8 +91,8 @@ class DashEnv:
             await browser.client.aclose()
 
 
-def dash_settings(make_settings: Callable[..., Settings], **dashboard: Any) -> Settings:
-    return make_settings(plugins={"auth": FAST_AUTH, "dashboard": dashboard}, secret_key=TEST_SECRET)
+def dash_settings(make_settings: Callable[..., Settings], auth: dict[str, Any], **dashboard: Any) -> Settings:
+    return make_settings(plugins={"auth": {**FAST_AUTH, **auth}, "dashboard": dashboard}, secret_key=TEST_SECRET)
 
 
 @pytest.fixture
@@ -101,8 +101,8 @@ def dash(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
     ``admin`` and ``viewer`` (password ``PASSWORD``)."""
 
     @asynccontextmanager
-    async def start(**dashboard: Any) -> AsyncIterator[DashEnv]:
-        app = create_app(dash_settings(make_settings, **dashboard), configure_logs=False)
+    async def start(auth: dict[str, Any] | None = None, **dashboard: Any) -> AsyncIterator[DashEnv]:
+        app = create_app(dash_settings(make_settings, auth or {}, **dashboard), configure_logs=False)
         async with running(app) as client:
             env = DashEnv(app, client)
             await env.user("admin", "admin")

@@ -6,11 +6,14 @@ import asyncio
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from builtin_plugins.dashboard.graph import layout
 from builtin_plugins.dashboard.routes import safe_next
-from tests.dashboard.conftest import FIXTURES, ROOT, build_panel_plugin
+from tests.auth.oidc_provider import serve_provider
+from tests.auth.test_oidc import oidc_settings
+from tests.dashboard.conftest import FIXTURES, ROOT, Browser, build_panel_plugin
 
 PAGES = ["/", "/projects", "/events", "/dlq", "/plugins", "/plugins/auth", "/mcp", "/users", "/audit", "/logs"]
 
@@ -272,6 +275,33 @@ async def test_a_panel_without_the_panel_permission_gets_no_frame(dash, tmp_path
         await admin.client.post("/api/v1/plugins/evil-panel/enable", headers=admin.write_headers())
         assert "evil-panel" not in (await admin.page("/")).text
         assert (await env.client.get("/panels/evil-panel/evil/index.html")).status_code == 404
+
+
+async def test_oidc_sign_in_from_the_login_page_ends_in_a_cookie_session(dash) -> None:
+    async with serve_provider() as provider, dash(auth=oidc_settings(provider)) as env:
+        login = await env.client.get("/login")
+        assert 'href="/api/v1/auth/oidc/login"' in login.text
+        browser = env.new_client()
+        env.browsers.append(Browser(browser))
+        provider.user = {"sub": "s-1", "preferred_username": "admin"}
+        start = await browser.get("/api/v1/auth/oidc/login")
+        async with httpx.AsyncClient() as at_provider:
+            approved = await at_provider.get(start.headers["location"])
+        callback = approved.headers["location"]
+        landed = await browser.get(callback, headers={"Sec-Fetch-Mode": "navigate", "Accept": "text/html"})
+        assert landed.status_code == 303 and landed.headers["location"] == "/"
+        assert "td_access" in browser.cookies and "td_refresh" in browser.cookies
+        overview = await browser.get("/")
+        assert overview.status_code == 200 and 'data-testid="whoami">admin' in overview.text
+        # API clients keep getting the token pair as JSON
+        provider.user = {"sub": "s-1", "preferred_username": "admin"}
+        api_client = env.new_client()
+        start = await api_client.get("/api/v1/auth/oidc/login")
+        async with httpx.AsyncClient() as at_provider:
+            approved = await at_provider.get(start.headers["location"])
+        answer = await api_client.get(approved.headers["location"])
+        assert answer.status_code == 200 and "access_token" in answer.json()
+        await api_client.aclose()
 
 
 @pytest.mark.parametrize("levels", [2, 4])
