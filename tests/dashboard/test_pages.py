@@ -11,6 +11,7 @@ import pytest
 
 from builtin_plugins.dashboard.graph import layout
 from builtin_plugins.dashboard.routes import safe_next
+from sdk import RequestContext, Route, hookimpl
 from tests.auth.oidc_provider import serve_provider
 from tests.auth.test_oidc import oidc_settings
 from tests.dashboard.conftest import FIXTURES, ROOT, Browser, build_panel_plugin
@@ -322,3 +323,70 @@ def test_layout_puts_levels_in_columns_and_marks_the_critical_chain(levels: int)
     assert {n.id for n in drawing.nodes if n.critical} == set(ids)
     assert all(e.critical for e in drawing.edges)
     assert drawing.width >= max(xs.values()) and drawing.critical_minutes == 10 * levels
+
+
+class McpStandIn:
+    """A plugin serving the MCP plugin's documented API paths and shapes, so the MCP page can be tested
+    with the plugin present (the page must light up) and absent (it must say so)."""
+
+    name = "mcp"
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    @hookimpl
+    def register_permissions(self) -> dict[str, list[str]]:
+        return {"mcp:read": ["admin", "viewer"], "mcp:call": ["admin"]}
+
+    @hookimpl
+    def register_routes(self, kernel) -> list[Route]:
+        async def servers(ctx: RequestContext) -> dict:
+            server = {"name": "files", "state": "running", "transport": "stdio", "tools": 1, "restarts": 0}
+            return {"items": [server], "next_cursor": None}
+
+        async def tools(ctx: RequestContext) -> dict:
+            tool = {"name": "files.read", "server": "files", "tool": "read", "description": "Read a file"}
+            return {"items": [{**tool, "allowed": True, "input_schema": {}}], "next_cursor": None}
+
+        async def call(ctx: RequestContext) -> dict:
+            body = await ctx.request.json()
+            self.calls.append({**ctx.path_params, **body})
+            return {"server": "files", "tool": "read", "is_error": False, "content": [], "duration_ms": 1.0}
+
+        base = "/api/v1/mcp"
+        return [
+            Route(f"{base}/servers", servers, permission="mcp:read"),
+            Route(f"{base}/tools", tools, permission="mcp:read"),
+            Route(f"{base}/servers/{{name}}/tools/{{tool}}/call", call, methods=("POST",), permission="mcp:call"),
+        ]
+
+
+async def test_mcp_page_lights_up_when_the_mcp_plugin_serves_its_api(make_settings) -> None:
+    from kernel.app import create_app
+    from tests.conftest import running
+    from tests.dashboard.conftest import DashEnv, dash_settings
+
+    stand_in = McpStandIn()
+    app = create_app(dash_settings(make_settings, {}), [("mcp", stand_in)], configure_logs=False)
+    async with running(app) as client:
+        env = DashEnv(app, client)
+        await env.user("admin", "admin")
+        await env.user("viewer", "viewer")
+        admin = await env.sign_in("admin")
+        page = (await admin.page("/mcp")).text
+        assert "MCP plugin not enabled" not in page
+        assert 'data-server="files"' in page and "running" in page
+        assert 'data-tool="files.read"' in page
+        assert 'data-action="/api/v1/mcp/servers/files/tools/read/call"' in page
+        called = await admin.client.post(
+            "/api/v1/mcp/servers/files/tools/read/call",
+            json={"arguments": {"path": "a"}},
+            headers=admin.write_headers(),
+        )
+        assert called.status_code == 200 and stand_in.calls == [
+            {"name": "files", "tool": "read", "arguments": {"path": "a"}}
+        ]
+        viewer = await env.sign_in("viewer")
+        seen = (await viewer.page("/mcp")).text
+        assert 'data-tool="files.read"' in seen and "data-write" not in seen
+        await env.close()
