@@ -305,6 +305,34 @@ async def test_oidc_sign_in_from_the_login_page_ends_in_a_cookie_session(dash) -
         await api_client.aclose()
 
 
+async def test_plugin_page_builds_the_config_form_from_the_schema(dash, tmp_path: Path) -> None:
+    async with dash() as env:
+        admin = await env.sign_in("admin")
+        archive = build_panel_plugin(FIXTURES / "evil_panel", tmp_path, "evil-panel")
+        uploaded = await admin.client.post(
+            "/api/v1/plugins", files={"file": (archive.name, archive.read_bytes())}, headers=admin.write_headers()
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        page = (await admin.page("/plugins/evil-panel")).text
+        assert 'data-testid="plugin-status">scanned<' in page
+        assert re.search(r'<input name="label" type="text" data-type="string" value="" required>', page)
+        assert re.search(r'name="retries" type="number" data-type="integer" value="1" min="0" max="5"', page)
+        assert '<select name="mode"><option selected>quiet</option><option>loud</option></select>' in page
+        assert 'name="verbose" data-type="boolean"' in page
+        saved = await admin.client.put(
+            "/api/v1/plugins/evil-panel/config",
+            json={"label": "night shift", "retries": 3, "mode": "loud", "verbose": True},
+            headers=admin.write_headers(),
+        )
+        assert saved.status_code == 200, saved.text
+        page = (await admin.page("/plugins/evil-panel")).text
+        assert "revision 1" in page and 'value="night shift"' in page and 'value="3"' in page
+        assert "<option selected>loud</option>" in page
+        viewer = await env.sign_in("viewer")
+        seen = (await viewer.page("/plugins/evil-panel")).text
+        assert "Configuration" not in seen and "data-write" not in seen and "Scan report" in seen
+
+
 @pytest.mark.parametrize("levels", [2, 4])
 def test_layout_puts_levels_in_columns_and_marks_the_critical_chain(levels: int) -> None:
     ids = [f"c{i}" for i in range(levels)]
