@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,20 @@ from builtin_plugins.dashboard.session import Csrf
 from sdk import NavItem, Principal, ProblemError, RequestContext
 
 HERE = Path(__file__).resolve().parent
-STATIC_VERSION = str(int(time.time()))
+
+
+def static_version() -> str:
+    """A digest of the static files: asset URLs change when the files do, and every worker and instance
+    of one release computes the same one."""
+    digest = hashlib.sha256()
+    for path in sorted((HERE / "static").rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(HERE).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+STATIC_VERSION = static_version()
 
 
 def _plugin_template(name: str) -> str | None:
@@ -121,7 +134,8 @@ async def open_view(ctx: RequestContext) -> View | Response:
     dashboard = service(ctx)
     kiosk_page = dashboard.kiosk_page(principal)
     path = ctx.request.url.path
-    if kiosk_page is not None and path != kiosk_page.split("?", 1)[0]:
+    # A kiosk account stays on its page; task details open from a board on it.
+    if kiosk_page is not None and path != kiosk_page.split("?", 1)[0] and not path.startswith("/tasks/"):
         return RedirectResponse(kiosk_page, status_code=303)
     kiosk = kiosk_page is not None or ctx.request.query_params.get("kiosk") == "1"
     return View(ctx, dashboard, principal, Api(ctx.request), kiosk)
