@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from builtin_plugins.dashboard.config import DashboardSettings
 from builtin_plugins.dashboard.graph import layout
 from builtin_plugins.dashboard.routes import safe_next
 from sdk import RequestContext, Route, hookimpl
@@ -91,6 +94,14 @@ async def test_login_sets_strict_httponly_cookies_and_refuses_bad_input(dash) ->
         me = await client.get("/api/v1/auth/me")
         assert me.status_code == 200 and me.json()["username"] == "admin"
         await client.aclose()
+
+
+def test_kiosk_setting_reads_json_or_pairs_and_refuses_foreign_pages() -> None:
+    assert DashboardSettings(kiosk='{"Wall": "/projects"}').kiosk == {"wall": "/projects"}
+    assert DashboardSettings(kiosk="wall=/, lobby=/events").kiosk == {"wall": "/", "lobby": "/events"}
+    for bad in ('{"wall": "https://evil.example/"}', "wall=//evil.example"):
+        with pytest.raises(ValidationError):
+            DashboardSettings(kiosk=bad)
 
 
 def test_safe_next_keeps_only_local_paths() -> None:
@@ -214,6 +225,8 @@ async def test_kiosk_account_sees_one_page_without_navigation(dash) -> None:
         assert '<body class="kiosk"' in page.text
         assert 'class="topbar"' not in page.text
         assert (await wall.client.get("/events")).headers["location"] == "/projects"
+        task = await wall.client.get(f"/tasks/{uuid.uuid4()}")  # details open from the board
+        assert task.status_code == 404 and "Task unavailable" in task.text
         normal = await env.sign_in("viewer")
         assert 'class="topbar"' in (await normal.page("/projects")).text
 
