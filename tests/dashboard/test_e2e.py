@@ -50,7 +50,7 @@ def server(postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     for name, role in (("alice", "admin"), ("victor", "viewer"), ("wall", "viewer")):
         created = run("users", "create", name, "--role", role, "--password-stdin", env=env, input=PASSWORD + "\n")
         assert created.returncode == 0, created.stderr
-    with serving(env, log=tmp / "server.log") as base:
+    with serving(env, log=tmp / "server.log", timeout=120) as base:
         yield {"base": base, "tmp": tmp, "state": {}}
 
 
@@ -199,6 +199,7 @@ def test_example_panel_plugin_is_uploaded_enabled_and_shown(browser: Any, server
     assert page.inner_text('[data-testid="plugin-status"]') == "scanned"
     page.click("button:has-text('Enable')")
     page.wait_for_function("() => document.querySelector('[data-testid=plugin-status]').innerText === 'enabled'")
+    page.locator("#plugin-permissions", has_text="projects:read granted").wait_for()
     shot(page, "plugin")
     page.goto("/")
     frame = page.frame_locator('iframe[data-plugin="status-panel"]')
@@ -234,6 +235,9 @@ def test_a_malicious_panel_stays_in_its_sandbox(browser: Any, server: dict[str, 
     assert page.url == start_url  # the top window was not navigated
     assert page.evaluate("window.localStorage.getItem('td-secret')") == "host-only"
     assert page.inner_text("h1") == "Overview"
+    assert api(server, page, "POST", "/api/v1/plugins/evil-panel/disable").status_code == 200
+    page.reload()
+    assert page.locator('iframe[data-plugin="evil-panel"]').count() == 0
     page.close()
 
 

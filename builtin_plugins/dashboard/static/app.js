@@ -161,20 +161,41 @@
   });
 
   // -- refreshing regions: re-read the page and swap the regions that changed ----------------------
+  // Regions asked for within one short window are re-read together, with one request for the page.
+  // A region where the user is typing (focus in a text field, or text not yet sent) waits: a live
+  // update never throws away what someone is entering.
   var pending = null;
+  var due = [];
+  var TEXT = /^(text|search|number|email|password|date|url|tel|)$/;
+  function busy(region) {
+    var active = document.activeElement;
+    if (active && region.contains(active) && (active.tagName === "TEXTAREA" || (active.tagName === "INPUT" && TEXT.test(active.type)))) return true;
+    return Array.prototype.some.call(region.querySelectorAll("input, textarea"), function (el) {
+      return (el.tagName === "TEXTAREA" || TEXT.test(el.type)) && el.value !== el.defaultValue;
+    });
+  }
   function refreshAll(filter) {
-    var regions = Array.prototype.filter.call(document.querySelectorAll("[data-refresh-types][id]"), filter || function () { return true; });
-    if (!regions.length) return;
+    Array.prototype.forEach.call(document.querySelectorAll("[data-refresh-types][id]"), function (region) {
+      if ((!filter || filter(region)) && due.indexOf(region.id) < 0) due.push(region.id);
+    });
+    if (!due.length) return;
     clearTimeout(pending);
     pending = setTimeout(function () {
+      var ids = due.filter(function (id) { var r = document.getElementById(id); return r && !busy(r); });
+      due = due.filter(function (id) { return ids.indexOf(id) < 0; });
+      if (due.length) setTimeout(function () { refreshAll(function () { return false; }); }, 1000);
+      if (!ids.length) return;
       fetch(window.location.pathname + window.location.search, { credentials: "same-origin" }).then(function (r) { return r.text(); }).then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
-        regions.forEach(function (region) {
-          var fresh = doc.getElementById(region.id);
-          if (fresh && fresh.innerHTML !== region.innerHTML) {
-            region.replaceWith(document.importNode(fresh, true));
-            var replaced = document.getElementById(region.id);
-            if (window.htmx) window.htmx.process(replaced);
+        ids.forEach(function (id) {
+          var region = document.getElementById(id);
+          var fresh = doc.getElementById(id);
+          if (region && fresh && fresh.innerHTML !== region.innerHTML) {
+            var open = Array.prototype.map.call(region.querySelectorAll("details[open] > summary"), function (s) { return s.textContent; });
+            var node = document.importNode(fresh, true);
+            Array.prototype.forEach.call(node.querySelectorAll("details > summary"), function (s) { if (open.indexOf(s.textContent) >= 0) s.parentNode.open = true; });
+            region.replaceWith(node);
+            if (window.htmx) window.htmx.process(node);
           }
         });
       });
