@@ -163,8 +163,20 @@ async def test_overview_and_project_pages_show_progress_counts_and_graph(dash) -
         assert "Apollo" in search.text and "<html" not in search.text
         nothing = await admin.client.get("/projects", params={"q": "zzzz"}, headers={"HX-Request": "true"})
         assert "No projects match" in nothing.text
-        task = await admin.page(f"/tasks/{made['task']['id']}")
-        assert "Attachments" in task.text and "Sketch" in task.text
+        task_id = made["task"]["id"]
+        attached = await admin.client.post(
+            f"/api/v1/tasks/{task_id}/attachments",
+            files={"file": ("notes.txt", b"lander sketches", "text/plain")},
+            headers=admin.write_headers(),
+        )
+        assert attached.status_code == 201, attached.text
+        task = (await admin.page(f"/tasks/{task_id}")).text
+        assert "Sketch" in task
+        link = f'href="/api/v1/tasks/{task_id}/attachments/{attached.json()["id"]}"'
+        assert link in task and "notes.txt" in task
+        assert "data-upload-form" in task  # admins may attach more
+        download = await admin.client.get(f"/api/v1/tasks/{task_id}/attachments/{attached.json()['id']}")
+        assert download.content == b"lander sketches"
 
 
 async def test_viewers_get_no_write_controls_and_the_api_refuses_them(dash) -> None:
