@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "builtin_plugins.monitoring",
     "builtin_plugins.sandbox",
     "builtin_plugins.mcp",
+    "builtin_plugins.dashboard",
 )
 ENTRY_POINT_GROUP = "taylordash.plugins"
 

@@ -34,8 +34,11 @@ def run(
 
 
 @contextmanager
-def serving(env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/health/live") -> Iterator[str]:
-    """Start ``taylordash serve`` on a free port; yield its base URL once ``ready_path`` answers 200."""
+def serving(
+    env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/health/live", timeout: float = 60
+) -> Iterator[str]:
+    """Start ``taylordash serve`` on a free port; yield its base URL once ``ready_path`` answers 200
+    (within ``timeout`` seconds)."""
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -43,7 +46,7 @@ def serving(env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/h
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60  # generous: CI machines may be loaded
+        deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()}")
@@ -53,7 +56,7 @@ def serving(env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/h
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready in 60 s:\n{log.read_text()}")
+                raise AssertionError(f"server not ready in {timeout:g} s:\n{log.read_text()}")
             time.sleep(0.05)
         yield base
     finally:
