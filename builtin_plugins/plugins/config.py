@@ -14,3 +14,10 @@ class RegistrySettings(BaseModel):
     scan_timeout_seconds: float = Field(300.0, gt=0, description="A scan taking longer fails the upload")
     quarantine_after: int = Field(3, ge=1, description="Violations after which a plugin is quarantined")
     fail_on: Literal["low", "medium", "high"] = Field("medium", description="Lowest severity that fails a scan")
+    state_cache_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="How long an instance trusts its cached set of enabled plugins; changes made on any "
+        "instance reach the others at once through the bus, this only bounds a missed broadcast",
+    )

@@ -29,7 +29,10 @@ class PluginSummary(BaseModel):
     module: str | None = Field(None, description="The Python module of a kernel plugin")
     status: str = Field(description="enabled | disabled for kernel plugins; the lifecycle state for uploaded ones")
     enabled: bool = Field(description="The operator's choice (kernel plugins: applies at the next start)")
-    active: bool = Field(description="Running in this process")
+    active: bool = Field(
+        description="Applied by the instance that answered: kernel plugins loaded in its process; uploaded "
+        "plugins enabled in its view, which every instance refreshes at once through the bus"
+    )
     verdict: Literal["pass", "fail"] | None = None
     type: str | None = None
     description: str = ""
@@ -109,14 +112,19 @@ def _service(ctx: RequestContext) -> RegistryService:
     return ctx.kernel.services["plugins"]
 
 
-def _uploaded(row: PluginRow, detail: bool = False, access: list[Any] = ()) -> PluginSummary | PluginDetail:  # type: ignore[assignment]
+def _uploaded(
+    row: PluginRow,
+    enabled_here: frozenset[str],
+    detail: bool = False,
+    access: list[Any] = (),  # type: ignore[assignment]
+) -> PluginSummary | PluginDetail:
     base: dict[str, Any] = {
         "name": row.name,
         "version": row.version,
         "source": "uploaded",
         "status": row.status,
         "enabled": row.status == "enabled",
-        "active": False,
+        "active": row.name in enabled_here,
         "verdict": row.verdict,
         "type": row.type,
         "description": row.description,
@@ -168,7 +176,9 @@ async def list_plugins(ctx: RequestContext) -> Page[PluginSummary]:
         PluginSummary(**_kernel_plugin(r, choices).model_dump(include=set(PluginSummary.model_fields)))
         for r in ctx.kernel.host.records.values()
     ]
-    items += [_uploaded(row) for row in await service.rows(include_removed=query.status == "removed")]
+    enabled_here = await service.states.enabled()
+    rows = await service.rows(include_removed=query.status == "removed")
+    items += [_uploaded(row, enabled_here) for row in rows]
     if query.status:
         items = [i for i in items if i.status == query.status]
     if query.source:
@@ -192,7 +202,7 @@ async def get_plugin(ctx: RequestContext) -> PluginDetail:
     if record is not None:
         return _kernel_plugin(record, await service.persisted_choices())
     row = await service.get(name)
-    return _uploaded(row, True, await service.api_access(row))  # type: ignore[return-value]
+    return _uploaded(row, await service.states.enabled(), True, await service.api_access(row))  # type: ignore[return-value]
 
 
 async def upload_plugin(ctx: RequestContext) -> PluginDetail:
@@ -213,13 +223,14 @@ async def upload_plugin(ctx: RequestContext) -> PluginDetail:
     finally:
         await form.close()
     ctx.status_code = 201
-    return _uploaded(row, True, await service.api_access(row))  # type: ignore[return-value]
+    return _uploaded(row, await service.states.enabled(), True, await service.api_access(row))  # type: ignore[return-value]
 
 
 async def _changed(ctx: RequestContext, result: Any) -> PluginDetail | KernelChoice:
     if isinstance(result, dict):
         return KernelChoice(**result)
-    return _uploaded(result, True, await _service(ctx).api_access(result))  # type: ignore[return-value]
+    service = _service(ctx)
+    return _uploaded(result, await service.states.enabled(), True, await service.api_access(result))  # type: ignore[return-value]
 
 
 async def enable_plugin(ctx: RequestContext) -> PluginDetail | KernelChoice:

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from builtin_plugins.plugins.config import RegistrySettings
 from builtin_plugins.plugins.lifecycle import check_transition, record
 from builtin_plugins.plugins.models import PluginApiAccess, PluginConfiguration, PluginRow, PluginViolation, utcnow
+from builtin_plugins.plugins.states import PluginStates
 from builtin_plugins.plugins.storage import PackageStore, safe_filename
 from kernel.models import PluginState
 from sandbox.scanner.errors import UnusableInput
@@ -43,6 +44,8 @@ class RegistryService:
         self.db = kernel.db
         self.settings = settings
         self.store = PackageStore(kernel.settings.data_dir, settings.max_upload_bytes)
+        self.states = PluginStates(self._enabled_names, settings.state_cache_seconds)
+        self.states.connect(getattr(kernel, "bus", None))
 
     # -- reading --------------------------------------------------------------------------------
     async def _row(self, session: AsyncSession, name: str) -> PluginRow:
@@ -66,6 +69,11 @@ class RegistryService:
         async with self.db.session() as session:
             query = select(PluginApiAccess).where(PluginApiAccess.plugin_id == row.id)
             return list((await session.exec(query.order_by(col(PluginApiAccess.permission)))).all())
+
+    async def _enabled_names(self) -> set[str]:
+        async with self.db.session() as session:
+            query = select(PluginRow.name).where(PluginRow.status == "enabled")
+            return set((await session.exec(query)).all())
 
     async def persisted_choices(self) -> dict[str, bool]:
         """The ``plugin_state`` of every plugin: name -> enabled."""
@@ -189,6 +197,7 @@ class RegistryService:
             payload = {"name": name, "builtin": True, "to": action, "applies": "at the next start"}
             await record(self.kernel, session, action, name, principal, payload)
             await session.commit()
+        await self.states.announce(name)
         return {"name": name, "enabled": enabled, "restart_required": True}
 
     def _is_kernel_plugin(self, name: str) -> bool:
@@ -222,7 +231,8 @@ class RegistryService:
             await self._set_state(session, name, enabled=True)
             await record(self.kernel, session, "enabled", str(row.id), principal, self._payload(row, previous, **extra))
             await session.commit()
-            return row
+        await self.states.announce(name)
+        return row
 
     async def disable(self, name: str, principal: Principal) -> Any:
         if self._is_kernel_plugin(name):
@@ -234,7 +244,8 @@ class RegistryService:
             check_transition(name, row.status, "disabled")
             await self._transition(session, row, "disabled", principal)
             await session.commit()
-            return row
+        await self.states.announce(name)
+        return row
 
     async def _transition(
         self, session: AsyncSession, row: PluginRow, to: str, principal: Principal | None, **extra: Any
@@ -258,6 +269,7 @@ class RegistryService:
             row.package_path = None
             await session.exec(delete(PluginConfiguration).where(col(PluginConfiguration.plugin_id) == row.id))
             await session.commit()
+        await self.states.announce(name)
         await self.store.delete(package)
 
     async def rescan(self, name: str, principal: Principal) -> PluginRow:
@@ -274,10 +286,13 @@ class RegistryService:
             self._apply_scan(row, report)
             session.add(row)
             await record(self.kernel, session, "scanned", str(row.id), principal, self._payload(row, previous))
-            if row.status == "enabled" and row.verdict != "pass":
+            changed = row.status == "enabled" and row.verdict != "pass"
+            if changed:
                 await self._transition(session, row, "disabled", principal, reason="the new scan failed")
             await session.commit()
-            return row
+        if changed:
+            await self.states.announce(name)
+        return row
 
     # -- configuration --------------------------------------------------------------------------
     async def get_config(self, name: str) -> dict[str, Any]:
@@ -347,7 +362,11 @@ class RegistryService:
             session.add(row)
             payload = {"name": name, "kind": violation.kind, "detail": detail[:500], "count": row.violations_count}
             await record(self.kernel, session, "violation", str(row.id), None, payload)
-            if row.violations_count >= self.settings.quarantine_after and row.status in ("enabled", "disabled"):
+            reached = row.violations_count >= self.settings.quarantine_after
+            quarantine = reached and row.status in ("enabled", "disabled")
+            if quarantine:
                 await self._transition(session, row, "quarantined", None, violations=row.violations_count)
             await session.commit()
-            return row
+        if quarantine:
+            await self.states.announce(name)
+        return row
