@@ -44,6 +44,7 @@ from tests.support.cluster import PASSWORD, deployment_env, instance_env, prepar
 CLIENTS, CONNECTIONS = 3, 11
 PROJECTS = 200
 SETTLE_SECONDS = 5
+READY = 180  # seconds an instance may take to start on a loaded machine
 
 
 def lua(token: str, project_ids: list[str]) -> str:
@@ -214,6 +215,12 @@ def show(label: str, runs: list[dict[str, Any]]) -> dict[str, float]:
     return summary
 
 
+def instance(shared: dict[str, str], name: str, root: Path) -> Any:
+    """``taylordash serve`` as instance ``name`` of the deployment; its base URL once ready."""
+    env = instance_env(shared, name)
+    return serving(env, log=root / f"{name}.log", ready_path="/health/ready", ready_seconds=READY)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="alternations of the two setups (medians reported)")
@@ -230,7 +237,7 @@ def main() -> None:
         shared = deployment_env(database_url, (host, int(port)), root, unique_group("bench"))
         shared.update(TD_LOG_LEVEL="warning", TD_PLUGINS__MONITORING__DB_LOGGING="false")
         results: dict[str, list[dict[str, Any]]] = {"one": [], "three": []}
-        with serving(instance_env(shared, "a"), log=root / "a.log", ready_path="/health/ready") as first:
+        with instance(shared, "a", root) as first:
             token, ids = seed(first)
             script = lua(token, ids)
             asyncio.run(wait_for_outbox(database_url))
@@ -240,12 +247,7 @@ def main() -> None:
                 results["one"].append(run_load([first], script, args.duration))
                 print(f"run {run + 1}: one instance {results['one'][-1]['rps']:,.0f} req/s", flush=True)
                 with ExitStack() as stack:
-                    others = [
-                        stack.enter_context(
-                            serving(instance_env(shared, name), log=root / f"{name}.log", ready_path="/health/ready")
-                        )
-                        for name in ("b", "c")
-                    ]
+                    others = [stack.enter_context(instance(shared, name, root)) for name in ("b", "c")]
                     asyncio.run(wait_for_outbox(database_url))
                     time.sleep(SETTLE_SECONDS)
                     results["three"].append(run_load([first, *others], script, args.duration))

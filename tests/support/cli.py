@@ -34,8 +34,11 @@ def run(
 
 
 @contextmanager
-def serving(env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/health/live") -> Iterator[str]:
-    """Start ``taylordash serve`` on a free port; yield its base URL once ``ready_path`` answers 200."""
+def serving(
+    env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/health/live", ready_seconds: float = 20
+) -> Iterator[str]:
+    """Start ``taylordash serve`` on a free port; yield its base URL once ``ready_path`` answers 200
+    (within ``ready_seconds``)."""
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -43,7 +46,7 @@ def serving(env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/h
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + ready_seconds
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()}")
@@ -53,7 +56,7 @@ def serving(env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/h
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready in 20 s:\n{log.read_text()}")
+                raise AssertionError(f"server not ready in {ready_seconds} s:\n{log.read_text()}")
             time.sleep(0.05)
         yield base
     finally:

@@ -67,7 +67,9 @@ def cluster(shared: Mapping[str, str], names: list[str], logs: Path) -> Iterator
     with ExitStack() as stack:
         yield [
             stack.enter_context(
-                serving(instance_env(shared, name), log=logs / f"{name}.log", ready_path="/health/ready")
+                serving(
+                    instance_env(shared, name), log=logs / f"{name}.log", ready_path="/health/ready", ready_seconds=120
+                )
             )
             for name in names
         ]
