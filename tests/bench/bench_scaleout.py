@@ -160,6 +160,14 @@ def run_load(urls: list[str], script: str, duration: int) -> dict[str, Any]:
     }
 
 
+def idle_cpu(urls: list[str], seconds: float = SETTLE_SECONDS) -> float:
+    """Cores the kernel processes use with no request coming in (background work), summed."""
+    kernels = kernel_processes([int(u.rsplit(":", 1)[1]) for u in urls])
+    before = cpu_seconds(kernels)
+    time.sleep(seconds)
+    return (cpu_seconds(kernels) - before) / seconds
+
+
 async def wait_for_outbox(database_url: str, limit: float = 300) -> None:
     conn = await asyncpg.connect(dsn(database_url))
     try:
@@ -202,6 +210,8 @@ def show(label: str, runs: list[dict[str, Any]]) -> dict[str, float]:
         "wrk": med(lambda r: r["cpu"]["wrk"]),
         "machine": med(lambda r: r["cpu"]["machine"]),
         "load": med(lambda r: r["load"]),
+        "idle": med(lambda r: r["idle"]),
+        "per_cpu_second": med(lambda r: r["rps"] / max(sum(r["cpu"]["kernels"]), 1e-9)),
     }
     each = ", ".join(f"{r['rps']:,.0f}" for r in runs)
     print(
@@ -209,7 +219,8 @@ def show(label: str, runs: list[dict[str, Any]]) -> dict[str, float]:
         f"p50 {summary['p50']:.1f} ms, p99 {summary['p99']:.1f} ms, non-2xx {summary['errors']:.0f}\n"
         f"  CPU in cores: kernels {summary['kernel_cpu']:.2f} (busiest {summary['per_kernel']:.2f}), "
         f"PostgreSQL {summary['postgres']:.2f}, Mosquitto {summary['mosquitto']:.2f}, wrk {summary['wrk']:.2f}; "
-        f"machine busy {summary['machine']:.2f} of {psutil.cpu_count()} cores, load {summary['load']:.1f}",
+        f"machine busy {summary['machine']:.2f} of {psutil.cpu_count()} cores, load {summary['load']:.1f}\n"
+        f"  requests per kernel CPU-second {summary['per_cpu_second']:,.0f}; kernels idle {summary['idle']:.3f} cores",
         flush=True,
     )
     return summary
@@ -243,14 +254,14 @@ def main() -> None:
             asyncio.run(wait_for_outbox(database_url))
             for run in range(args.runs):
                 asyncio.run(wait_for_outbox(database_url))
-                time.sleep(SETTLE_SECONDS)
-                results["one"].append(run_load([first], script, args.duration))
+                idle = idle_cpu([first])
+                results["one"].append({**run_load([first], script, args.duration), "idle": idle})
                 print(f"run {run + 1}: one instance {results['one'][-1]['rps']:,.0f} req/s", flush=True)
                 with ExitStack() as stack:
                     others = [stack.enter_context(instance(shared, name, root)) for name in ("b", "c")]
                     asyncio.run(wait_for_outbox(database_url))
-                    time.sleep(SETTLE_SECONDS)
-                    results["three"].append(run_load([first, *others], script, args.duration))
+                    idle = idle_cpu([first, *others])
+                    results["three"].append({**run_load([first, *others], script, args.duration), "idle": idle})
                     print(f"run {run + 1}: three instances {results['three'][-1]['rps']:,.0f} req/s", flush=True)
             asyncio.run(wait_for_outbox(database_url))
     print(
@@ -259,7 +270,11 @@ def main() -> None:
     )
     one = show("one instance   ", results["one"])
     three = show("three instances", results["three"])
-    print(f"three / one: {three['rps'] / one['rps']:.2f}")
+    pairs = [t["rps"] / o["rps"] for o, t in zip(results["one"], results["three"], strict=True)]
+    print(
+        f"three / one: {three['rps'] / one['rps']:.2f} (medians); per alternation "
+        f"{', '.join(f'{p:.2f}' for p in pairs)}, median {statistics.median(pairs):.2f}"
+    )
     shutil.rmtree(root, ignore_errors=True)
 
 
