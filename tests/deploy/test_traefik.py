@@ -113,3 +113,11 @@ def test_file_provider_reads_the_mounted_folder(static, compose):
     assert mounted_host_path(compose["services"]["traefik"], folder) == TRAEFIK / "dynamic"
     assert "docker" not in static["providers"]  # no Docker socket in the edge container
     assert static["ping"]["entryPoint"] == "traefik"
+
+
+def test_healthcheck_pings_with_the_served_configuration(static, compose):
+    traefik = compose["services"]["traefik"]
+    served = [a.split("=", 1)[1] for a in traefik["command"] if a.startswith("--configFile=")]
+    checked = [a.split("=", 1)[1] for a in traefik["healthcheck"]["test"] if a.startswith("--configFile=")]
+    assert served == checked and mounted_host_path(traefik, served[0]) == TRAEFIK / "traefik.yml"
+    assert traefik["healthcheck"]["test"][1:3] == ["traefik", "healthcheck"] and "ping" in static
