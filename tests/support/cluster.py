@@ -65,14 +65,11 @@ async def prepare(database_url: str, data_dir: Path, users: Mapping[str, str]) -
 def cluster(shared: Mapping[str, str], names: list[str], logs: Path) -> Iterator[list[str]]:
     """Start one ``taylordash serve`` per name (in turn, each ready on ``/health/ready``); their base URLs."""
     with ExitStack() as stack:
-        yield [
-            stack.enter_context(
-                serving(
-                    instance_env(shared, name), log=logs / f"{name}.log", ready_path="/health/ready", ready_seconds=120
-                )
-            )
-            for name in names
-        ]
+        started = []
+        for name in names:
+            server = serving(instance_env(shared, name), log=logs / f"{name}.log", ready_path="/health/ready")
+            started.append(stack.enter_context(server))
+        yield started
 
 
 def unique_group(prefix: str) -> str:
