@@ -17,3 +17,10 @@ class RegistrySettings(BaseModel):
     )
     quarantine_window_seconds: float = Field(600.0, gt=0, description="The window quarantine_after counts in")
     fail_on: Literal["low", "medium", "high"] = Field("medium", description="Lowest severity that fails a scan")
+    state_cache_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="How long an instance trusts its cached set of enabled plugins; changes made on any "
+        "instance reach the others at once through the bus, this only bounds a missed broadcast",
+    )

@@ -29,7 +29,10 @@ class PluginSummary(BaseModel):
     module: str | None = Field(None, description="The Python module of a kernel plugin")
     status: str = Field(description="enabled | disabled for kernel plugins; the lifecycle state for uploaded ones")
     enabled: bool = Field(description="The operator's choice (kernel plugins: applies at the next start)")
-    active: bool = Field(description="Running in this process")
+    active: bool = Field(
+        description="Applied by the instance that answered: kernel plugins loaded in its process; uploaded "
+        "plugins enabled in its view, which every instance refreshes at once through the bus"
+    )
     verdict: Literal["pass", "fail"] | None = None
     type: str | None = None
     description: str = ""

@@ -23,6 +23,7 @@ from builtin_plugins.plugins.models import (
     PluginViolation,
     utcnow,
 )
+from builtin_plugins.plugins.states import PluginStates
 from builtin_plugins.plugins.storage import PackageStore, safe_filename
 from kernel.models import PluginState
 from sandbox.scanner.errors import UnusableInput
@@ -51,6 +52,10 @@ class RegistryService:
         self.db = kernel.db
         self.settings = settings
         self.store = PackageStore(kernel.settings.data_dir, settings.max_upload_bytes)
+        self.states = PluginStates(self._enabled_names, settings.state_cache_seconds)
+        self.states.connect(getattr(kernel, "bus", None))
+        self.states.watch(self._sandbox_follow)
+        self._announcing: set[asyncio.Task[None]] = set()
 
     # -- reading --------------------------------------------------------------------------------
     async def _row(self, session: AsyncSession, name: str) -> PluginRow:
@@ -74,6 +79,11 @@ class RegistryService:
         async with self.db.session() as session:
             query = select(PluginApiAccess).where(PluginApiAccess.plugin_id == row.id)
             return list((await session.exec(query.order_by(col(PluginApiAccess.permission)))).all())
+
+    async def _enabled_names(self) -> set[str]:
+        async with self.db.session() as session:
+            query = select(PluginRow.name).where(PluginRow.status == "enabled")
+            return set((await session.exec(query)).all())
 
     async def persisted_choices(self) -> dict[str, bool]:
         """The ``plugin_state`` of every plugin: name -> enabled."""
@@ -197,17 +207,28 @@ class RegistryService:
             payload = {"name": name, "builtin": True, "to": action, "applies": "at the next start"}
             await record(self.kernel, session, action, name, principal, payload)
             await session.commit()
+        await self.states.announce(name)
         return {"name": name, "enabled": enabled, "restart_required": True}
 
     def _is_kernel_plugin(self, name: str) -> bool:
         record = self.kernel.host.records.get(name)
         return record is not None and not getattr(record, "sandboxed", False)
 
-    async def _sandbox_follow(self, row: PluginRow) -> None:
-        """Tell the sandbox (when it runs) that ``row`` changed state: it starts or stops the worker."""
+    async def _sandbox_follow(self, name: str) -> None:
+        """A watcher of :attr:`states`: tell this instance's sandbox (when it runs) that plugin
+        ``name`` changed state on some instance, so that it starts or stops the worker here."""
         sandbox = self.kernel.services.get("sandbox")
-        if sandbox is not None:
+        if sandbox is None:
+            return
+        async with self.db.session() as session:
+            row = (await session.exec(select(PluginRow).where(PluginRow.name == name))).first()
+        if row is not None:
             await sandbox.follow(row)
+
+    def _announce_soon(self, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.states.announce(name))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
 
     async def enable(self, name: str, principal: Principal, override_reason: str | None = None) -> Any:
         """Enable ``name``. Refused (409 ``scan-failed``) while its verdict is fail or it is quarantined,
@@ -237,7 +258,7 @@ class RegistryService:
             await self._set_state(session, name, enabled=True)
             await record(self.kernel, session, "enabled", str(row.id), principal, self._payload(row, previous, **extra))
             await session.commit()
-        await self._sandbox_follow(row)
+        await self.states.announce(name)
         return row
 
     async def disable(self, name: str, principal: Principal) -> Any:
@@ -250,7 +271,7 @@ class RegistryService:
             check_transition(name, row.status, "disabled")
             await self._transition(session, row, "disabled", principal)
             await session.commit()
-        await self._sandbox_follow(row)
+        await self.states.announce(name)
         return row
 
     async def _transition(
@@ -275,7 +296,7 @@ class RegistryService:
             row.package_path = None
             await session.exec(delete(PluginConfiguration).where(col(PluginConfiguration.plugin_id) == row.id))
             await session.commit()
-        await self._sandbox_follow(row)
+        await self.states.announce(name)
         await self.store.delete(package)
 
     async def rescan(self, name: str, principal: Principal) -> PluginRow:
@@ -292,10 +313,11 @@ class RegistryService:
             self._apply_scan(row, report)
             session.add(row)
             await record(self.kernel, session, "scanned", str(row.id), principal, self._payload(row, previous))
-            if row.status == "enabled" and row.verdict != "pass":
+            changed = row.status == "enabled" and row.verdict != "pass"
+            if changed:
                 await self._transition(session, row, "disabled", principal, reason="the new scan failed")
             await session.commit()
-        await self._sandbox_follow(row)
+        await self.states.announce(name)
         return row
 
     # -- configuration --------------------------------------------------------------------------
@@ -379,9 +401,12 @@ class RegistryService:
                     session, row, "quarantined", None, violations=row.violations_count, within_window=recent
                 )
             await session.commit()
-        sandbox = self.kernel.services.get("sandbox")
-        if quarantined and sandbox is not None:
-            sandbox.stop_soon(name)  # not awaited: the sandbox may be reporting this very violation
+        if quarantined:
+            # Not awaited: the sandbox may be reporting this very violation from the worker's call.
+            sandbox = self.kernel.services.get("sandbox")
+            if sandbox is not None:
+                sandbox.stop_soon(name)
+            self._announce_soon(name)  # the other instances stop theirs
         return row
 
     # -- sandbox state (the sandbox runner's api calls) ----------------------------------------------

@@ -4,7 +4,8 @@
 # Users come from the environment: MQTT_USERNAME / MQTT_PASSWORD (the kernel instances, required),
 # MQTT_OBSERVER_PASSWORD and MQTT_MONITOR_PASSWORD (optional read-only users). A password file
 # mounted as $MOSQUITTO_CONFIG_DIR/passwd is used as is instead. The TLS listener (tls.conf) is
-# added when $MOSQUITTO_CERTS_DIR/server.crt exists.
+# added when $MOSQUITTO_CERTS_DIR/server.crt exists; the websockets listener (websockets.conf) when
+# MQTT_WS_PORT is set.
 #
 # Paths and ports default to the eclipse-mosquitto image layout and can be overridden (tests do):
 # MOSQUITTO_CONFIG_DIR, MOSQUITTO_DATA_DIR, MOSQUITTO_CERTS_DIR, MQTT_PORT, MQTTS_PORT,
@@ -48,6 +49,9 @@ if [ -f "$certs_dir/server.crt" ]; then
     sed "$paths; s/^listener 8883\$/listener $mqtts_port/" "$config_dir/tls.conf" >> "$data_dir/mosquitto.conf"
 else
     echo "entrypoint: no $certs_dir/server.crt, so no TLS listener (see docs/events.md to create one)" >&2
+fi
+if [ -n "${MQTT_WS_PORT:-}" ]; then
+    sed "s/^listener 9001\$/listener $MQTT_WS_PORT/" "$config_dir/websockets.conf" >> "$data_dir/mosquitto.conf"
 fi
 
 if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then

@@ -35,7 +35,7 @@ def run(
 
 @contextmanager
 def serving(
-    env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/health/live", timeout: float = 60
+    env: Mapping[str, str], *args: str, log: Path, ready_path: str = "/health/live", timeout: float = 120
 ) -> Iterator[str]:
     """Start ``taylordash serve`` on a free port; yield its base URL once ``ready_path`` answers 200
     (within ``timeout`` seconds)."""
