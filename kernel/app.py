@@ -137,6 +137,7 @@ class Kernel:
         self.bus.bind(self.event_handlers, fail=self.host.fail)
         if self._asgi is not None:
             self._asgi.router.routes[:] = self._compiled_routes()
+            self._asgi.router.invalidate()
 
     def _compiled_routes(self) -> list[Any]:
         return [
@@ -336,7 +337,7 @@ class Kernel:
             exception_handlers={ProblemError: problem_handler, HTTPException: problem_handler},
         )
         # Same routes and behaviour, looked up by path prefix instead of one regex per route.
-        app.router = IndexedRouter(routes=routes)
+        app.router = IndexedRouter(routes=app.router.routes)
         app.state.kernel = self
         self._asgi = app
         return app

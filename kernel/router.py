@@ -48,6 +48,10 @@ class IndexedRouter(Router):
             self._by_key[key] = [r for r, k in zip(self.routes, keys, strict=True) if k is None or k == key]
         self._indexed = (id(self.routes), len(self.routes))
 
+    def invalidate(self) -> None:
+        """Rebuild the index before the next request (call after changing :attr:`routes` in place)."""
+        self._indexed = None
+
     def candidates(self, path: str) -> list[BaseRoute]:
         """The routes that may match ``path``, in table order."""
         if self._indexed != (id(self.routes), len(self.routes)):

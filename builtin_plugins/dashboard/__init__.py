@@ -21,7 +21,7 @@ NAV = [
     NavItem("Events", "/events", "events:read", 20),
     NavItem("Dead letters", "/dlq", "events:read", 30),
     NavItem("Plugins", "/plugins", "plugins:read", 40),
-    NavItem("MCP", "/mcp", "dashboard:view", 50),
+    NavItem("MCP", "/mcp-servers", "dashboard:view", 50),
     NavItem("Users & tokens", "/users", "auth:self", 60),
     NavItem("Audit", "/audit", "audit:read", 70),
     NavItem("Logs", "/logs", "logs:read", 80),

@@ -170,7 +170,7 @@ ROUTES: list[Route | StaticFilesRoute] = [
     page("/dlq", pages.dlq, "dashboard_dlq", "Dead-letter queue with replay"),
     page("/plugins", pages.plugins, "dashboard_plugins", "Plugins: upload, state"),
     page("/plugins/{name}", pages.plugin, "dashboard_plugin", "A plugin: scan report, config, violations"),
-    page("/mcp", pages.mcp, "dashboard_mcp", "MCP servers and tools"),
+    page("/mcp-servers", pages.mcp, "dashboard_mcp", "MCP servers and tools"),
     page("/users", pages.users, "dashboard_users", "Users and API tokens"),
     page("/audit", pages.audit, "dashboard_audit", "Audit log"),
     page("/logs", pages.logs, "dashboard_logs", "Application logs"),

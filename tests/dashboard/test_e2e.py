@@ -279,7 +279,7 @@ def test_kiosk_account_and_page_screenshots(browser: Any, server: dict[str, Any]
         ("/users", "users"),
         ("/audit", "audit"),
         ("/logs", "logs"),
-        ("/mcp", "mcp"),
+        ("/mcp-servers", "mcp"),
     ):
         page.goto(path)
         shot(page, name)

@@ -19,7 +19,7 @@ from tests.auth.oidc_provider import serve_provider
 from tests.auth.test_oidc import oidc_settings
 from tests.dashboard.conftest import FIXTURES, ROOT, Browser, build_panel_plugin
 
-PAGES = ["/", "/projects", "/events", "/dlq", "/plugins", "/plugins/auth", "/mcp", "/users", "/audit", "/logs"]
+PAGES = ["/", "/projects", "/events", "/dlq", "/plugins", "/plugins/auth", "/mcp-servers", "/users", "/audit", "/logs"]
 
 
 async def make_project(browser, name: str = "Apollo") -> dict:
@@ -119,7 +119,7 @@ async def test_every_page_renders_for_an_admin(dash) -> None:
             assert response.headers["content-type"].startswith("text/html")
             assert "script-src 'self'" in response.headers["content-security-policy"]
             assert 'data-testid="whoami"' in response.text
-        mcp = await admin.page("/mcp")
+        mcp = await admin.page("/mcp-servers")
         assert "MCP plugin not enabled" in mcp.text
 
 
@@ -426,7 +426,7 @@ async def test_mcp_page_lights_up_when_the_mcp_plugin_serves_its_api(make_settin
         await env.user("admin", "admin")
         await env.user("viewer", "viewer")
         admin = await env.sign_in("admin")
-        page = (await admin.page("/mcp")).text
+        page = (await admin.page("/mcp-servers")).text
         assert "MCP plugin not enabled" not in page
         assert 'data-server="files"' in page and "running" in page
         assert 'data-tool="files.read"' in page
@@ -440,6 +440,6 @@ async def test_mcp_page_lights_up_when_the_mcp_plugin_serves_its_api(make_settin
             {"name": "files", "tool": "read", "arguments": {"path": "a"}}
         ]
         viewer = await env.sign_in("viewer")
-        seen = (await viewer.page("/mcp")).text
+        seen = (await viewer.page("/mcp-servers")).text
         assert 'data-tool="files.read"' in seen and "data-write" not in seen
         await env.close()
