@@ -120,7 +120,7 @@ async def test_every_page_renders_for_an_admin(dash) -> None:
             assert "script-src 'self'" in response.headers["content-security-policy"]
             assert 'data-testid="whoami"' in response.text
         mcp = await admin.page("/mcp-servers")
-        assert "MCP plugin not enabled" in mcp.text
+        assert "MCP plugin not enabled" not in mcp.text and "No servers configured." in mcp.text
 
 
 async def test_cookie_writes_need_the_csrf_token(dash) -> None:
@@ -414,13 +414,20 @@ class McpStandIn:
         ]
 
 
-async def test_mcp_page_lights_up_when_the_mcp_plugin_serves_its_api(make_settings) -> None:
+async def test_mcp_page_lights_up_when_the_mcp_plugin_serves_its_api(make_settings, fresh_database_url) -> None:
     from kernel.app import create_app
+    from kernel.plugins import BUILTIN_PLUGINS
     from tests.conftest import running
-    from tests.dashboard.conftest import DashEnv, dash_settings
+    from tests.dashboard.conftest import DashEnv
 
     stand_in = McpStandIn()
-    app = create_app(dash_settings(make_settings, {}), [("mcp", stand_in)], configure_logs=False)
+    without_mcp = [name for name in BUILTIN_PLUGINS if name != "builtin_plugins.mcp"]
+    app = create_app(
+        without_mcp_settings(make_settings, fresh_database_url),
+        [("mcp", stand_in)],
+        builtins=without_mcp,
+        configure_logs=False,
+    )
     async with running(app) as client:
         env = DashEnv(app, client)
         await env.user("admin", "admin")
@@ -443,3 +450,28 @@ async def test_mcp_page_lights_up_when_the_mcp_plugin_serves_its_api(make_settin
         seen = (await viewer.page("/mcp-servers")).text
         assert 'data-tool="files.read"' in seen and "data-write" not in seen
         await env.close()
+
+
+async def test_mcp_page_says_so_when_the_mcp_plugin_is_absent(make_settings, fresh_database_url) -> None:
+    from kernel.app import create_app
+    from kernel.plugins import BUILTIN_PLUGINS
+    from tests.conftest import running
+    from tests.dashboard.conftest import DashEnv
+
+    without_mcp = [name for name in BUILTIN_PLUGINS if name != "builtin_plugins.mcp"]
+    app = create_app(
+        without_mcp_settings(make_settings, fresh_database_url), builtins=without_mcp, configure_logs=False
+    )
+    async with running(app) as client:
+        env = DashEnv(app, client)
+        await env.user("admin", "admin")
+        admin = await env.sign_in("admin")
+        assert "MCP plugin not enabled" in (await admin.page("/mcp-servers")).text
+        await env.close()
+
+
+def without_mcp_settings(make_settings, database_url: str):
+    """Settings on a database of its own: one the MCP plugin never migrated, since it is left out."""
+    from tests.dashboard.conftest import dash_settings
+
+    return dash_settings(make_settings, {}).model_copy(update={"database_url": database_url})
