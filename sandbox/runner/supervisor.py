@@ -125,6 +125,7 @@ class Supervisor:
         self._lock = asyncio.Lock()
         self._restart_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._watchers: set[asyncio.Task[None]] = set()  # one per worker process, until its stderr ends
         self._stopping = False
         self._started_at = 0.0
         self._next_id = 0
@@ -178,6 +179,8 @@ class Supervisor:
         self.applied_limits = ready.get("limits") or {}
         self._started_at = time.monotonic()
         self._watch_task = asyncio.create_task(self._watch_stderr(process))
+        self._watchers.add(self._watch_task)
+        self._watch_task.add_done_callback(self._watchers.discard)
         if violations:
             await self._report(violations, {"phase": "load"})
         log.info("sandbox.worker_started", plugin=self.name, pid=process.pid, ms=round(self.cold_start_ms, 1))
@@ -213,19 +216,23 @@ class Supervisor:
             self._restart_task.cancel()
             self._restart_task = None
         process = self.process
-        if process is None:
-            return
-        if process.returncode is None and process.stdin is not None:
-            with contextlib.suppress(Exception):
-                await awrite_frame(process.stdin, {"op": "stop"})
-                process.stdin.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 2.0)
-        await self._kill(process)
-        if self._watch_task is not None:
-            self._watch_task.cancel()
+        if process is not None:
+            if process.returncode is None and process.stdin is not None:
+                with contextlib.suppress(Exception):
+                    await awrite_frame(process.stdin, {"op": "stop"})
+                    process.stdin.close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), 2.0)
+            await self._kill(process)
+        # Each watcher ends at its dead worker's end of stderr; letting them get there (rather than
+        # cancelling them) lets asyncio close the pipes before the loop goes away.
+        for watcher in list(self._watchers):
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(watcher), 2.0)
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch_task
+                await watcher
+        await asyncio.sleep(0)
         self.process = None
 
     async def _kill(self, process: asyncio.subprocess.Process) -> None:
