@@ -259,6 +259,11 @@ class Supervisor:
                 process.kill()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(process.wait(), 5.0)
+        # Close the pipes now, while the loop runs: left to the garbage collector, a transport of a
+        # dead worker may be finalised after its loop has closed.
+        transport = getattr(process, "_transport", None)
+        if transport is not None and process.returncode is not None:
+            transport.close()
 
     async def _crashed(self, process: asyncio.subprocess.Process, context: dict[str, Any]) -> None:
         if process is not self.process or self._stopping or self._lock.locked():
