@@ -285,10 +285,15 @@ class SandboxManager:
         log.info("sandbox.stopped", plugin=name)
 
     async def close(self) -> None:
-        for name in list(self.proxies):
-            await self._stop(name)
-        for task in self._notes:
+        """Stop every worker at once (shutdown must stay short) and write the last api tallies."""
+        if self._notes:  # a quarantine's stop or a violation being stored: let them finish
+            await asyncio.wait(list(self._notes), timeout=10)
+        for task in list(self._notes):
             task.cancel()
+        results = await asyncio.gather(*(self._stop(name) for name in list(self.proxies)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("sandbox.stop_failed", error=repr(result))
         await self.access.close()
 
     def _gauge(self) -> None:

@@ -13,21 +13,11 @@ from __future__ import annotations
 import builtins
 import collections
 import contextlib
-import datetime
-import functools
-import hashlib
-import itertools
-import json
-import math
+import importlib
 import operator
-import random
 import re
 import signal
-import statistics
-import string
-import time
 import types
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -108,7 +98,8 @@ class ModuleFacade:
         return f"<sandboxed module {self._name}>"
 
 
-def _public(module: types.ModuleType, only: Iterable[str] | None = None, drop: Iterable[str] = ()) -> dict[str, Any]:
+def _public(name: str, only: Iterable[str] | None = None, drop: Iterable[str] = ()) -> dict[str, Any]:
+    module = importlib.import_module(name)
     names = only if only is not None else [n for n in dir(module) if not n.startswith("_")]
     dropped = set(drop)
     return {
@@ -194,25 +185,27 @@ def _regex_facade(seconds: float) -> ModuleFacade:
     return ModuleFacade("re", members)
 
 
-def allowed_modules(regex_seconds: float, sdk_module: Any) -> dict[str, Any]:
-    """The modules plugin code may import, by name."""
+def allowed_modules(regex_seconds: float, sdk_module: Any) -> dict[str, Callable[[], Any]]:
+    """The modules plugin code may import, by name: each built on first import (most plugins use a
+    few, and importing them all would slow every worker's start)."""
     return {
-        "json": ModuleFacade("json", _public(json, ["loads", "dumps", "JSONDecodeError"])),
-        "math": ModuleFacade("math", _public(math)),
-        "datetime": ModuleFacade("datetime", _public(datetime)),
-        "collections": ModuleFacade(
+        "json": lambda: ModuleFacade("json", _public("json", ["loads", "dumps", "JSONDecodeError"])),
+        "math": lambda: ModuleFacade("math", _public("math")),
+        "datetime": lambda: ModuleFacade("datetime", _public("datetime")),
+        "collections": lambda: ModuleFacade(
             "collections",
-            _public(collections, ["Counter", "OrderedDict", "defaultdict", "deque", "namedtuple", "ChainMap"]),
+            _public("collections", ["Counter", "OrderedDict", "defaultdict", "deque", "namedtuple", "ChainMap"]),
         ),
-        "itertools": ModuleFacade("itertools", _public(itertools)),
-        "functools": ModuleFacade(
-            "functools", _public(functools, ["reduce", "partial", "lru_cache", "cache", "cmp_to_key", "total_ordering"])
+        "itertools": lambda: ModuleFacade("itertools", _public("itertools")),
+        "functools": lambda: ModuleFacade(
+            "functools",
+            _public("functools", ["reduce", "partial", "lru_cache", "cache", "cmp_to_key", "total_ordering"]),
         ),
-        "statistics": ModuleFacade("statistics", _public(statistics, drop=["Decimal", "Fraction"])),
-        "string": ModuleFacade(
+        "statistics": lambda: ModuleFacade("statistics", _public("statistics", drop=["Decimal", "Fraction"])),
+        "string": lambda: ModuleFacade(
             "string",
             _public(
-                string,
+                "string",
                 [
                     "ascii_letters",
                     "ascii_lowercase",
@@ -227,13 +220,13 @@ def allowed_modules(regex_seconds: float, sdk_module: Any) -> dict[str, Any]:
                 ],
             ),
         ),
-        "re": _regex_facade(regex_seconds),
-        "typing": ModuleFacade("typing", {"TYPE_CHECKING": False, "Any": Any}),
-        "random": ModuleFacade("random", _public(random, drop=["SystemRandom"])),
-        "hashlib": ModuleFacade(
+        "re": lambda: _regex_facade(regex_seconds),
+        "typing": lambda: ModuleFacade("typing", {"TYPE_CHECKING": False, "Any": Any}),
+        "random": lambda: ModuleFacade("random", _public("random", drop=["SystemRandom"])),
+        "hashlib": lambda: ModuleFacade(
             "hashlib",
             _public(
-                hashlib,
+                "hashlib",
                 [
                     "md5",
                     "sha1",
@@ -249,15 +242,15 @@ def allowed_modules(regex_seconds: float, sdk_module: Any) -> dict[str, Any]:
                 ],
             ),
         ),
-        "uuid": ModuleFacade(
-            "uuid", _public(uuid, ["UUID", "uuid4", "uuid5", "NAMESPACE_DNS", "NAMESPACE_URL", "NAMESPACE_OID"])
+        "uuid": lambda: ModuleFacade(
+            "uuid", _public("uuid", ["UUID", "uuid4", "uuid5", "NAMESPACE_DNS", "NAMESPACE_URL", "NAMESPACE_OID"])
         ),
         # datetime's C code imports time (through the plugin's __import__) for date.today() and now()
-        "time": ModuleFacade(
-            "time", _public(time, ["time", "monotonic", "perf_counter", "gmtime", "localtime", "strftime", "mktime"])
+        "time": lambda: ModuleFacade(
+            "time", _public("time", ["time", "monotonic", "perf_counter", "gmtime", "localtime", "strftime", "mktime"])
         ),
-        "taylordash_sdk": sdk_module,
-        "sdk": sdk_module,
+        "taylordash_sdk": lambda: sdk_module,
+        "sdk": lambda: sdk_module,
     }
 
 
@@ -399,7 +392,8 @@ class Environment:
         self.recorder = recorder
         self.guards = Guards(recorder, limits_output)
         self.printer = Printer(recorder, limits_output)
-        self.modules = allowed_modules(regex_seconds, sdk_module)
+        self.module_factories = allowed_modules(regex_seconds, sdk_module)
+        self.modules: dict[str, Any] = {}
         self.package_root = package_root
         self.package_name = package_name
         self.extra_globals = extra_globals or {}
@@ -463,7 +457,9 @@ class Environment:
             current = (globals or {}).get("__name__", "")
             base = current.rsplit(".", level)[0] if "." in current else current
             name = f"{base}.{name}" if name else base
-        if name in self.modules:
+        if name in self.module_factories:
+            if name not in self.modules:
+                self.modules[name] = self.module_factories[name]()
             return self.modules[name]
         top = name.split(".")[0]
         if self.package_name and top == self.package_name:

@@ -1,4 +1,5 @@
-"""The sandbox worker process: ``python -I -m sandbox.runner.worker``.
+"""The sandbox worker process: ``python -I -m sandbox.runner.worker`` (the kernel starts it with
+``-I -S`` and an explicit path, see ``supervisor.WORKER_COMMAND``).
 
 The kernel starts one per sandboxed plugin and talks to it in length-prefixed JSON frames over the
 child's stdin and stdout (:mod:`sandbox.runner.protocol`). The first frame (``init``) carries the
@@ -260,8 +261,13 @@ def main() -> None:
     worker.serve()
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Entry point: serve until the kernel closes the pipe or asks the worker to stop."""
     try:
         main()
     except ChannelClosed:
         sys.exit(0)
+
+
+if __name__ == "__main__":
+    run()
