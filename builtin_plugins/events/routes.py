@@ -52,7 +52,7 @@ def _resume_point(ctx: RequestContext) -> int | None:
     header = ctx.request.headers.get("last-event-id")
     if header is None:
         return ctx.query.last_event_id
-    if not header.strip().isdigit():
+    if not header.strip().isdigit() or int(header) > 2**63 - 1:  # ids are 64-bit
         raise BadRequest("Last-Event-ID must be an id this stream sent (a number)", slug="invalid-last-event-id")
     return int(header)
 

@@ -46,7 +46,7 @@ class StreamQuery(BaseModel):
 
     topic: str | None = Field(None, description="MQTT topic filter")
     type: str | None = Field(None, description="Exact event type")
-    last_event_id: int | None = Field(None, ge=0, description="Resume after this id (like Last-Event-ID)")
+    last_event_id: int | None = Field(None, ge=0, le=2**63 - 1, description="Resume after this id (like Last-Event-ID)")
 
     _topic = field_validator("topic")(_pattern)
 

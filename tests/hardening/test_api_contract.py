@@ -33,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from kernel.app import KernelApp, create_app
+from kernel.settings import Settings
 from tests.hardening.support import Credentials, hardening_settings, mint_credentials
 
 EXAMPLES = int(os.environ.get("TD_CONTRACT_EXAMPLES", "4"))
@@ -58,23 +59,29 @@ FUZZ = settings(
 
 
 @pytest.fixture(scope="module")
-def contract_target(
+def contract_database(
     backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[tuple[KernelApp, Credentials]]:
-    """The app with every plugin, running (schemathesis drives its lifespan), and two API tokens."""
+) -> tuple[Settings, Credentials]:
+    """A migrated database of the backend with two API tokens, shared by the module's tests."""
     root = tmp_path_factory.mktemp(f"contract-{backend}")
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{root / 'taylordash.db'}"
     else:
         url = request.getfixturevalue("postgres").create_database()
     settings_ = hardening_settings(data_dir=root / "data", database_url=url)
-    credentials = mint_credentials(settings_)
+    return settings_, mint_credentials(settings_)
+
+
+@pytest.fixture
+def contract_target(contract_database: tuple[Settings, Credentials]) -> Iterator[tuple[KernelApp, Credentials]]:
+    """The app with every plugin, started by schemathesis (which drives its lifespan) for one test."""
+    settings_, credentials = contract_database
     app = create_app(settings_, configure_logs=False)
     yield app, credentials
     schemathesis_asgi.shutdown_lifespans()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def api_schema(contract_target: tuple[KernelApp, Credentials]) -> Any:
     app, _ = contract_target
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)

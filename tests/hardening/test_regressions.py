@@ -72,3 +72,12 @@ def test_ordinary_events_still_decode():
     event = Event.create(type="projects.created", source="t", payload={"n": 1e308, "s": "\\u0000 is text"})
     decoded = decode(event.topic, event.model_dump_json().encode(), 262_144)
     assert isinstance(decoded, Event) and decoded.payload == json.loads(event.model_dump_json())["payload"]
+
+
+async def test_stream_resume_points_beyond_64_bits_are_refused(start_app):
+    async with start_app(plugins=[("testauth", HeaderAuth())]) as client:
+        too_big = str(2**63)
+        response = await client.get("/api/v1/events/stream", params={"last_event_id": too_big}, headers=ADMIN)
+        assert response.status_code == 422, response.text
+        response = await client.get("/api/v1/events/stream", headers={**ADMIN, "last-event-id": too_big})
+        assert response.status_code == 400, response.text
