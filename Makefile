@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# The suite waits on subprocesses, brokers and databases more than it computes: three workers.
+PYTEST_ARGS ?= -n 3 --dist loadfile
+
 .PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
