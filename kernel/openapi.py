@@ -69,7 +69,8 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 def build_openapi(routes: Sequence[tuple[str, Route]], *, title: str, version: str) -> dict[str, Any]:
-    """The OpenAPI document for ``[(plugin, route)]``."""
+    """The OpenAPI document for ``[(plugin, route)]`` (routes declared ``in_openapi=False`` left out)."""
+    routes = [(plugin, route) for plugin, route in routes if route.in_openapi]
     inputs = []
     for index, (_, route) in enumerate(routes):
         for kind, model, mode in (

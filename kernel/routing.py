@@ -51,6 +51,8 @@ class Route:
     are pydantic models the request is validated against; ``response`` is any type pydantic can
     describe and is used both to serialize the result and to document it in ``/openapi.json``.
     ``problems`` lists extra error statuses the endpoint raises (``{404: "No such project"}``).
+    ``in_openapi=False`` leaves the route out of ``/openapi.json``: pages for browsers and protocol
+    endpoints that are not JSON operations (the dashboard, the MCP endpoint).
     """
 
     path: str
@@ -68,6 +70,7 @@ class Route:
     problems: dict[int, str] = field(default_factory=dict)
     media_type: str = "application/json"
     name: str | None = None
+    in_openapi: bool = True
 
     @property
     def mutating(self) -> bool:

@@ -139,7 +139,9 @@ async def serve_panel_file(ctx: RequestContext) -> Response:
 
 
 def page(path: str, endpoint: Any, name: str, summary: str) -> Route:
-    return Route(path, endpoint, public=True, media_type="text/html", summary=summary, tags=TAGS, name=name)
+    return Route(
+        path, endpoint, public=True, media_type="text/html", summary=summary, tags=TAGS, name=name, in_openapi=False
+    )
 
 
 ROUTES: list[Route | StaticFilesRoute] = [
@@ -153,6 +155,7 @@ ROUTES: list[Route | StaticFilesRoute] = [
         summary="Sign in (form post)",
         tags=TAGS,
         name="dashboard_login",
+        in_openapi=False,
     ),
     Route(
         "/logout",
@@ -162,6 +165,7 @@ ROUTES: list[Route | StaticFilesRoute] = [
         summary="Sign out (form post)",
         tags=TAGS,
         name="dashboard_logout",
+        in_openapi=False,
     ),
     page("/projects", pages.projects, "dashboard_projects", "Projects: list, search, create"),
     page("/projects/{project_id:uuid}", pages.project, "dashboard_project", "A project: board, graph, history"),
@@ -183,6 +187,7 @@ ROUTES: list[Route | StaticFilesRoute] = [
         tags=TAGS,
         problems={404: "No such panel file"},
         name="dashboard_panel_file",
+        in_openapi=False,
     ),
     StaticFilesRoute("/static/dashboard", STATIC, name="dashboard_static"),
 ]

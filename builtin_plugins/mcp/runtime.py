@@ -92,4 +92,5 @@ def endpoint_route(kernel: Any) -> Route:
         tags=("mcp",),
         problems={401: "No or bad credential", 421: "Host not allowed"},
         name="mcp_endpoint",
+        in_openapi=False,
     )

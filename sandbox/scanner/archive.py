@@ -197,6 +197,9 @@ def unpack(archive: Path, kind: str, dest: Path, limits: Limits = DEFAULT_LIMITS
     except OSError as exc:
         shutil.rmtree(dest, ignore_errors=True)
         raise UnusableInput(f"{archive}: cannot unpack ({exc.strerror or exc})") from None
+    except (zlib.error, EOFError) as exc:  # a member whose compressed data is corrupt or cut short
+        shutil.rmtree(dest, ignore_errors=True)
+        raise UnusableInput(f"{archive}: cannot unpack (corrupt compressed data: {exc})") from None
     entries = list(dest.iterdir())
     if kind == "sdist" and len(entries) == 1 and entries[0].is_dir():
         return entries[0]
