@@ -269,10 +269,7 @@ class PluginHost:
                     return result
             return None
         finally:
-            child = self._whole_hook.get(hook_name)
-            if child is None:
-                child = self._whole_hook[hook_name] = self.hook_seconds.labels(hook_name, "*")
-            child.observe(time.perf_counter() - start)
+            self._observe_whole(hook_name, time.perf_counter() - start)
 
     def _before_hook(self, hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
         self._started.append(time.perf_counter())
@@ -280,11 +277,14 @@ class PluginHost:
     def _after_hook(
         self, outcome: Any, hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
     ) -> None:
-        elapsed = time.perf_counter() - self._started.pop()
+        self._observe_whole(hook_name, time.perf_counter() - self._started.pop())
+
+    def _observe_whole(self, hook_name: str, seconds: float) -> None:
+        """Record one whole call of ``hook_name`` (all implementations) under the plugin label ``*``."""
         child = self._whole_hook.get(hook_name)
         if child is None:
             child = self._whole_hook[hook_name] = self.hook_seconds.labels(hook_name, "*")
-        child.observe(elapsed)
+        child.observe(seconds)
 
 
 # -- result checks used with PluginHost.collect --------------------------------------------------
