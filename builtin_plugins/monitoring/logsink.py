@@ -175,14 +175,23 @@ class LogWriter:
             feed.append({"log_id": log_id, "created_at": now})
         token = _writing.set(True)
         started = time.perf_counter()
+        committing = False
         try:
-            async with self.db.engine.begin() as conn:
+            async with self.db.engine.connect() as conn:
+                transaction = await conn.begin()
                 if self.db.is_sqlite:
                     await conn.execute(insert(ApplicationLog.__table__), logs)
                     await conn.execute(insert(LogStreamEntry.__table__), feed)
                 else:
                     await _copy(conn, logs, feed)
+                # Counted before the commit is sent, so a reader never sees more stored lines than
+                # ``written`` says, even while this coroutine waits for the commit's answer.
+                self.written += len(batch)
+                committing = True
+                await transaction.commit()
         except Exception as exc:
+            if committing:
+                self.written -= len(batch)
             self.failed_batches += 1
             self.metrics.log_write_errors.inc()
             console.warning("logs.write_failed", lines=len(batch), error=repr(exc))
@@ -190,7 +199,6 @@ class LogWriter:
         finally:
             _writing.reset(token)
         self.metrics.log_flush.observe(time.perf_counter() - started)
-        self.written += len(batch)
         self.metrics.logs_written.inc(len(batch))
         return len(batch)
 

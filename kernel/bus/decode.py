@@ -38,6 +38,9 @@ def decode(topic: str, payload: bytes, max_payload_bytes: int) -> Event | DeadLe
     unstorable = _unstorable(event, payload)
     if unstorable is not None:
         return DeadLetter(MALFORMED, topic, unstorable, event_id=event.id, raw=payload[:RAW_KEEP_BYTES])
+    if "id" not in event.model_fields_set:
+        # A generated id would differ on every redelivery, defeating the mirror's deduplication.
+        return DeadLetter(MALFORMED, topic, "id: Field required", raw=payload[:RAW_KEEP_BYTES])
     return event
 
 

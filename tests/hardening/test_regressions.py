@@ -74,6 +74,17 @@ def test_ordinary_events_still_decode():
     assert isinstance(decoded, Event) and decoded.payload == json.loads(event.model_dump_json())["payload"]
 
 
+def test_a_received_event_without_an_id_is_dead_lettered():
+    """The mirror deduplicates redeliveries by event id; an id made up on receipt would differ on every
+    delivery, so the message is refused instead."""
+    event = Event.create(type="projects.created", source="t", payload={})
+    envelope = json.loads(event.model_dump_json())
+    del envelope["id"]
+    letter = decode(event.topic, json.dumps(envelope).encode(), 262_144)
+    assert isinstance(letter, DeadLetter) and letter.reason == "malformed"
+    assert letter.error == "id: Field required"
+
+
 async def test_stream_resume_points_beyond_64_bits_are_refused(start_app):
     async with start_app(plugins=[("testauth", HeaderAuth())]) as client:
         too_big = str(2**63)

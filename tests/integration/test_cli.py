@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from pathlib import Path
 
 import httpx
@@ -72,13 +71,15 @@ def test_unknown_plugin_is_one_line_exit_2(env):
     assert result.stderr.startswith("error: no plugin named 'nope'")
 
 
-def test_serve_answers_live_within_five_seconds(tmp_path: Path):
-    env = clean_env(TD_DATA_DIR=str(tmp_path / "fresh"), TD_LOG_LEVEL="warning")
-    start = time.monotonic()
+def test_serve_on_a_fresh_data_dir_migrates_and_becomes_ready(tmp_path: Path):
+    """The embedded default needs nothing prepared: the first start creates the data directory and the
+    schema. How fast that is gets measured by ``tests/bench/startup.py``, not here."""
+    data_dir = tmp_path / "fresh"
+    env = clean_env(TD_DATA_DIR=str(data_dir), TD_LOG_LEVEL="warning")
     with serving(env, log=tmp_path / "serve.log") as base:
-        elapsed = time.monotonic() - start
         assert httpx.get(base + "/health/ready").json()["status"] == "ready"
-    assert elapsed < 5, f"first start took {elapsed:.2f}s"
+        assert httpx.get(base + "/api/v1/projects").status_code == 401  # routes mounted, auth enforced
+    assert any(data_dir.iterdir())
 
 
 def test_port_in_use_is_one_line_exit_1(env):
