@@ -17,7 +17,7 @@ SCHEMA = json.loads((ROOT / "tests" / "unit" / "data" / "compose-spec.json").rea
 # An exact release: a version number, optionally with a variant suffix, or a MinIO release stamp.
 PINNED_TAG = re.compile(r"^v?\d+(\.\d+){1,3}([-.][0-9A-Za-z.]+)?$|^RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$")
 # Long-running services without a healthcheck, with the reason; everything else must have one.
-NO_HEALTHCHECK = {"mosquitto-exporter": "no shell in the image; Prometheus's up{job=\"mosquitto\"} is its health"}
+NO_HEALTHCHECK = {"mosquitto-exporter": 'no shell in the image; Prometheus\'s up{job="mosquitto"} is its health'}
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?:[:?-][^}]*)?\}")
 
 
