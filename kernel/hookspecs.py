@@ -57,7 +57,9 @@ def register_routes(kernel: Kernel) -> Sequence[Route | StaticFilesRoute]:
 @hookspec
 def register_middleware(kernel: Kernel) -> Sequence[Middleware]:
     """Called at start-up. Return Starlette ``Middleware`` entries wrapped around every route, inside
-    the kernel's request-id and error handling. Earlier plugins wrap later ones. Not firstresult."""
+    the kernel's request layer (request ids, access log, problem+json for uncaught exceptions) and
+    outside the router: a problem a route raises reaches the middleware as a response with its status,
+    not as an exception. Earlier plugins wrap later ones. Not firstresult."""
 
 
 @hookspec

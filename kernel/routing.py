@@ -17,22 +17,26 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_json
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from kernel.errors import (
     BadRequest,
     Forbidden,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ProblemError,
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from kernel.middleware import as_problem, problem_response
 from kernel.security import Principal
 
 if TYPE_CHECKING:
@@ -190,7 +194,8 @@ def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
 
 
 class PrefixedRoute(StarletteRoute):
-    """A Starlette route that rejects paths outside its literal prefix before running its regex.
+    """A Starlette route that rejects paths outside its literal prefix before running its regex, and
+    answers a method it does not accept with a 405 problem itself.
 
     The router tries every route in order; with dozens of plugin routes the regex matches of the
     routes before the one that matches add up on hot paths. The ``startswith`` test halves the cost
@@ -204,6 +209,34 @@ class PrefixedRoute(StarletteRoute):
         if scope["type"] == "http" and not scope.get("root_path") and not scope["path"].startswith(self.prefix):
             return Match.NONE, {}
         return super().matches(scope)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            allow = {"Allow": ", ".join(sorted(self.methods))}
+            refusal = MethodNotAllowed("this path does not accept that method", headers=allow)
+            await problem_response(refusal, scope["path"])(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _RouteApp:
+    """The ASGI app of one compiled route: runs the kernel's pipeline and renders the problems it
+    raises (``ProblemError``, and Starlette's ``HTTPException`` from request parsing) itself, so no
+    exception-handling layer has to wrap every request. Anything else propagates to the kernel's
+    outermost middleware, which logs it and answers 500 (or 503 when the database is unavailable)."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handle = handle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self.handle(request)
+        except (ProblemError, HTTPException) as exc:
+            response = problem_response(as_problem(exc), request.url.path)
+        await response(scope, receive, send)
 
 
 def compile_route(route: Route, kernel: Kernel) -> StarletteRoute:
@@ -242,8 +275,18 @@ def compile_route(route: Route, kernel: Kernel) -> StarletteRoute:
         content = adapter.dump_json(result) if adapter is not None else to_json(result)
         return Response(content, status_code=status, headers=ctx.headers, media_type=media_type)
 
-    return PrefixedRoute(route.path, handle, methods=list(route.methods), name=route.name)
+    return PrefixedRoute(route.path, _RouteApp(handle), methods=list(route.methods), name=route.name)
+
+
+class _ProblemStaticFiles(StaticFiles):
+    """Static files whose refusals (404, 405) are problem documents like every other answer."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:
+            return problem_response(as_problem(exc), scope["path"])
 
 
 def compile_static(static: StaticFilesRoute) -> BaseRoute:
-    return Mount(static.path, app=StaticFiles(directory=static.directory), name=static.name)
+    return Mount(static.path, app=_ProblemStaticFiles(directory=static.directory), name=static.name)
