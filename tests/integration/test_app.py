@@ -185,3 +185,17 @@ async def test_openapi_documents_every_plugin_route(start_app):
     assert "bearerAuth" in spec["components"]["securitySchemes"]
     assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
     assert bundle.status_code == 200 and len(bundle.content) > 100_000
+
+
+async def test_static_files_refuse_with_problems(start_app):
+    async with start_app(plugins()) as client:
+        served = await client.get("/static/kernel/docs.js")
+        missing = await client.get("/static/kernel/no-such-file.js")
+        posted = await client.post("/static/kernel/docs.js")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/javascript")
+    for response, status, slug in ((missing, 404, "not-found"), (posted, 405, "method-not-allowed")):
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"] == f"urn:taylordash:problem:{slug}"
+        assert response.json()["instance"] == response.request.url.path
+    assert posted.headers["allow"] == "GET, HEAD"

@@ -29,12 +29,17 @@ async def test_http_metrics_use_route_templates(make_app):
         await client.get("/api/v1/plugins/nothing-by-this-name", headers=VIEWER)
         await client.get("/no/such/path/123")
         await client.delete("/health/live")
+        await client.get("/static/kernel/no-such-file.js")
+        await client.post("/static/kernel/docs.js")
         text = (await client.get("/metrics", headers=ADMIN)).text
     template = "/api/v1/plugins/{name}"
     assert value(text, "taylordash_http_requests_total", method="GET", route=template, status="200") == 3
     assert value(text, "taylordash_http_requests_total", method="GET", route=template, status="404") == 1
     assert value(text, "taylordash_http_requests_total", method="GET", route="<unmatched>", status="404") == 1
     assert value(text, "taylordash_http_requests_total", method="DELETE", route="/health/live", status="405") == 1
+    # Static files' refusals are responses that middleware sees, not exceptions passing through it.
+    assert value(text, "taylordash_http_requests_total", method="GET", route="/static/kernel", status="404") == 1
+    assert value(text, "taylordash_http_requests_total", method="POST", route="/static/kernel", status="405") == 1
     assert value(text, "taylordash_http_request_duration_seconds_count", method="GET", route=template) == 4
     assert "/no/such/path/123" not in text and "nothing-by-this-name" not in text
 
