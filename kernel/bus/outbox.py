@@ -211,9 +211,7 @@ class Relay:
     async def stop(self) -> None:
         """Stop relaying and housekeeping; release the connection (and with it the leader lock)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.conn.cancel_between_transactions(tasks)
         await self.conn.close()
 
     async def _keep_house(self) -> None:

@@ -158,19 +158,12 @@ class Processor:
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Stop consuming, give running handlers ``grace_seconds``, record what completed."""
-        consumer = self._workers[:1]
-        for task in consumer:
-            task.cancel()
-        await asyncio.gather(*consumer, return_exceptions=True)
+        await self.conn.cancel_between_transactions(self._workers[:1])  # the consumer
         running = self._handling | self._retrying
         if running:
             await asyncio.wait(running, timeout=grace_seconds)
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        for task in self._workers[1:]:
-            task.cancel()
-        await asyncio.gather(*self._workers[1:], return_exceptions=True)
+        await self.conn.cancel_between_transactions(running)
+        await self.conn.cancel_between_transactions(self._workers[1:])
         self._workers = []
         ids, self._completed = self._completed, []
         if ids:

@@ -125,7 +125,7 @@ def _unpack_zip(archive: Path, root: Path, limits: Limits) -> None:
                     if not _link_stays_inside(relative, target):
                         raise UnusableInput(f"{archive}: symlink {info.filename!r} points out of the archive")
                     continue
-                if info.is_dir() or not relative:
+                if not relative or info.is_dir():  # an empty name has no last character to test
                     continue
                 if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
                     raise UnusableInput(f"{archive}: member {info.filename!r} is not a regular file")

@@ -136,3 +136,13 @@ def test_wheel_layout_is_read(tmp_path: Path):
     assert result.kind == "wheel" and result.name == "reqeusts" and result.version == "1.0.0"
     messages = " ".join(f.message for f in result.findings if f.rule_id == "TD113")
     assert "imitates 'requests'" in messages and "'urlib3', which imitates 'urllib3'" in messages
+
+
+def test_zip_member_with_an_empty_name_is_skipped(tmp_path: Path):
+    archive = _zip(tmp_path / "odd.zip", {"pkg/__init__.py": GOOD_INIT})
+    with zipfile.ZipFile(archive, "a") as zf:
+        nameless = zipfile.ZipInfo("x")
+        zf.writestr(nameless, b"nameless")
+        nameless.filename = ""  # the central directory, which readers list, names it ""
+    root = unpack(archive, "wheel", tmp_path / "out", Limits())
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == ["pkg", "pkg/__init__.py"]
