@@ -32,9 +32,14 @@ def problem_response(problem: ProblemError, instance: str | None = None) -> Resp
     )
 
 
+async def send_problem(exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer the request with the problem document of ``exc`` (see :func:`as_problem`)."""
+    await problem_response(as_problem(exc), scope["path"])(scope, receive, send)
+
+
 async def no_route(scope: Scope, receive: Receive, send: Send) -> None:
     """The router's answer when no route matches: a 404 problem document."""
-    await problem_response(NotFound("no route matches this path"), scope["path"])(scope, receive, send)
+    await send_problem(HTTPException(404), scope, receive, send)
 
 
 def as_problem(exc: Exception) -> ProblemError:

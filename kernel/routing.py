@@ -28,7 +28,6 @@ from starlette.types import Receive, Scope, Send
 from kernel.errors import (
     BadRequest,
     Forbidden,
-    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ProblemError,
@@ -36,7 +35,7 @@ from kernel.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from kernel.middleware import as_problem, problem_response
+from kernel.middleware import as_problem, problem_response, send_problem
 from kernel.security import Principal
 
 if TYPE_CHECKING:
@@ -213,8 +212,7 @@ class PrefixedRoute(StarletteRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
             allow = {"Allow": ", ".join(sorted(self.methods))}
-            refusal = MethodNotAllowed("this path does not accept that method", headers=allow)
-            await problem_response(refusal, scope["path"])(scope, receive, send)
+            await send_problem(HTTPException(405, headers=allow), scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -231,11 +229,11 @@ class _RouteApp:
         self.handle = handle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
         try:
-            response = await self.handle(request)
+            response = await self.handle(Request(scope, receive))
         except (ProblemError, HTTPException) as exc:
-            response = problem_response(as_problem(exc), request.url.path)
+            await send_problem(exc, scope, receive, send)
+            return
         await response(scope, receive, send)
 
 
