@@ -77,6 +77,7 @@ class Kernel:
         self._openapi: dict[str, Any] | None = None
         self._asgi: Starlette | None = None
         self.started = False
+        self._plugins_running = False
         self.serving = False
         """Whether this start serves requests and events (``False`` for one-off commands)."""
 
@@ -178,18 +179,28 @@ class Kernel:
                     self.host.pm.unregister(name=name)
         self._validate_plugin_configs()
         self.serving = serve_bus
+        self._plugins_running = True
         await self.host.call_each("startup", isolate=True, kernel=self)
-        self._collect_contributions()
-        self.bus.bind(self.event_handlers, fail=self.host.fail)
-        if serve_bus:
-            await self.bus.start()
+        try:
+            self._collect_contributions()
+            self.bus.bind(self.event_handlers, fail=self.host.fail)
+            if serve_bus:
+                await self.bus.start()
+        except BaseException:
+            # The plugins have started their work (log writer, workers, child processes): a start
+            # that fails after them shuts them down again instead of leaving them running.
+            await self.stop()
+            raise
         self.started = True
         log.info("kernel.ready", plugins=[r.name for r in self.host.active])
 
     async def stop(self) -> None:
+        """Undo whatever ``start`` got to: the bus, the plugins' shutdown hooks, the database pool.
+        Safe to call at any point, and more than once."""
         # No event is handled once plugins shut down, but they can still send a last broadcast.
         await self.bus.quiesce()
-        if self.started:
+        if self._plugins_running:
+            self._plugins_running = False
             await self.host.call_each("shutdown", isolate=False, reverse=True, kernel=self)
         await self.bus.close()
         self.started = False
@@ -391,7 +402,7 @@ class KernelApp:
                     self._app = self.kernel.build_asgi()
                 except Exception as exc:
                     log.error("kernel.start_failed", error=str(exc))
-                    await self.kernel.db.dispose()
+                    await self.kernel.stop()
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     raise
                 await send({"type": "lifespan.startup.complete"})

@@ -120,8 +120,9 @@ class LogWriter:
             self.metrics.logs_dropped.inc()
             return
         self.queue.append(line)
-        if queued + 1 == self.batch_size and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        loop = self._loop
+        if queued + 1 == self.batch_size and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()

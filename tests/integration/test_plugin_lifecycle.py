@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from pydantic import BaseModel, Field
 
@@ -101,6 +103,40 @@ async def test_route_declarations_are_checked_at_startup(settings, plugin, messa
         async with running(app):
             pass
     assert message in str(caught.value)
+
+
+class Tracked:
+    """Records its lifecycle, and claims a path another plugin already serves."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    async def startup(self, kernel) -> None:
+        self.calls.append("startup")
+
+    @hookimpl
+    async def shutdown(self, kernel) -> None:
+        self.calls.append("shutdown")
+
+    @hookimpl
+    def register_routes(self) -> list[Route]:
+        return [Route("/api/v1/plugins", hello, permission="plugins:read")]
+
+
+async def test_a_start_that_fails_after_the_plugins_started_shuts_them_down(settings):
+    """Plugins start before routes are checked: a refused start must not leave their work running
+    (here: the monitoring plugin's log handler on the root logger, bound to this event loop)."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    tracked = Tracked()
+    app = create_app(settings, [("tracked", tracked)], configure_logs=False)
+    with pytest.raises(StartupError, match="already served by plugin 'plugins'"):
+        async with running(app):
+            pass
+    assert tracked.calls == ["startup", "shutdown"]
+    assert set(root.handlers) == before
+    assert app.kernel.db.engine.pool.checkedout() == 0
 
 
 class WithSettings:
