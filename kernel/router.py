@@ -5,13 +5,17 @@ every plugin in one table that scan is a noticeable share of a cheap request. Mo
 three literal segments (``/api/v1/projects/…``), so the router keeps, per such key, the routes that
 can match a path starting with it, in their original order, merged with the routes that have no such
 key (shorter or parametrised prefixes, mounts). A path is matched against its candidates only; when
-none matches, Starlette's full scan runs as before (405s, trailing-slash redirects, 404).
+a path matches but not for the request's method, the answer is a 405 naming every method the path
+accepts; when none matches, Starlette's full scan runs as before (trailing-slash redirects, 404).
 """
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
+
+from kernel.middleware import send_problem
 
 KEY_SEGMENTS = 3
 
@@ -64,6 +68,7 @@ class IndexedRouter(Router):
             await super().app(scope, receive, send)
             return
         scope.setdefault("router", self)
+        allowed: set[str] = set()
         for route in self.candidates(scope["path"]):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
@@ -71,6 +76,14 @@ class IndexedRouter(Router):
                 scope.update(child_scope)
                 await route.handle(scope, receive, send)
                 return
-            if match is Match.PARTIAL:
-                break
+            if match is Match.PARTIAL and isinstance(route, Route):
+                if not allowed:
+                    scope["route"] = route  # the path's template, for the access log and metrics
+                    scope.update(child_scope)
+                allowed.update(route.methods or ())
+        if allowed:
+            # The path exists, not for this method: ``Allow`` names the methods of every route
+            # declared for it (Starlette's own scan would name only the first route's).
+            await send_problem(HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))}), scope, receive, send)
+            return
         await super().app(scope, receive, send)

@@ -141,6 +141,8 @@ async def test_declared_route_pipeline(start_app):
         assert response.json()["type"] == f"urn:taylordash:problem:{slug}"
         assert response.json()["status"] == status
     assert anonymous.headers["www-authenticate"] == "Bearer"
+    # Two routes declare the path: the 405 names the methods of both.
+    assert wrong_method.headers["allow"] == "GET, HEAD, POST"
     assert {e["loc"][0] for e in invalid.json()["errors"]} == {"name", "size"}
     assert missing.json()["item"] == "x"
 

@@ -1,6 +1,9 @@
-"""The indexed router picks the same route as Starlette's linear scan, for every kind of path."""
+"""The indexed router picks the same route as Starlette's linear scan, for every kind of path; where
+the path exists but not for the method, its 405 names the methods of every route declared for it."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -48,9 +51,9 @@ def app(router_class: type[Router]) -> Starlette:
     return application
 
 
-async def answers(application: Starlette, method: str, path: str) -> tuple[int, bytes, str | None]:
-    """Status, body and redirect target of one request, sent straight to the ASGI app (any path,
-    even ones an HTTP client would refuse to send)."""
+async def answers(application: Starlette, method: str, path: str) -> tuple[int, bytes, str | None, str | None]:
+    """Status, body, redirect target and ``Allow`` header of one request, sent straight to the ASGI
+    app (any path, even ones an HTTP client would refuse to send)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -75,8 +78,26 @@ async def answers(application: Starlette, method: str, path: str) -> tuple[int, 
     await application(scope, receive, send)
     headers = dict(sent[0].get("headers", []))
     body = b"".join(m.get("body", b"") for m in sent[1:])
-    location = headers.get(b"location")
-    return sent[0]["status"], body, location.decode() if location else None
+    location, allow = headers.get(b"location"), headers.get(b"allow")
+    return sent[0]["status"], body, location.decode() if location else None, allow.decode() if allow else None
+
+
+def declared_methods(path: str) -> set[str]:
+    """Every method some route of the table declares for ``path`` (HEAD comes with GET)."""
+    return {m for r in routes() if isinstance(r, Route) and r.path_regex.match(path) for m in r.methods or ()}
+
+
+async def assert_same_answer(method: str, path: str) -> None:
+    ours = await answers(app(IndexedRouter), method, path)
+    theirs = await answers(app(Router), method, path)
+    if theirs[0] != 405:
+        assert ours == theirs
+        return
+    status, body, location, allow = ours
+    assert (status, location) == (405, None)
+    assert json.loads(body)["type"] == "urn:taylordash:problem:method-not-allowed"
+    assert allow == ", ".join(sorted(declared_methods(path)))
+    assert set(theirs[3].split(", ")) <= set(allow.split(", "))
 
 
 SAMPLES = [
@@ -105,7 +126,7 @@ SAMPLES = [
 @pytest.mark.parametrize("method", ["GET", "POST", "PATCH", "DELETE"])
 @pytest.mark.parametrize("path", SAMPLES)
 async def test_same_answer_as_starlette(method: str, path: str) -> None:
-    assert await answers(app(IndexedRouter), method, path) == await answers(app(Router), method, path)
+    await assert_same_answer(method, path)
 
 
 segment = st.sampled_from(["api", "v1", "projects", "import", "42", "graph", "x", "health", "live", "a", "b", "c", ""])
@@ -115,7 +136,7 @@ segment = st.sampled_from(["api", "v1", "projects", "import", "42", "graph", "x"
 @given(st.lists(segment, min_size=0, max_size=6), st.sampled_from(["GET", "POST"]))
 async def test_any_path_gets_the_same_answer(parts: list[str], method: str) -> None:
     path = "/" + "/".join(parts)
-    assert await answers(app(IndexedRouter), method, path) == await answers(app(Router), method, path)
+    await assert_same_answer(method, path)
 
 
 def test_routes_added_later_are_found() -> None:
