@@ -7,7 +7,7 @@ A plugin is a module (or object) whose functions carry ``@hookimpl`` and are nam
     hello = "hello_plugin"
 
 Third-party plugins uploaded through the registry run in the sandbox instead: their code uses the
-markers of :mod:`sdk.sandbox` (``route``, ``on_event``, ``panel``, ``config_schema``) and the ``api``
+markers of :mod:`sdk.sandbox` (``route``, ``on_event``, ``config_schema``) and the ``api``
 object described in :mod:`sdk.api`; :mod:`sdk.testing` runs them in the real sandbox from pytest.
 
 Names are imported lazily, so the sandbox worker can import :mod:`sdk.sandbox` without loading the
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from kernel.routing import RequestContext, Route, StaticFilesRoute
     from kernel.security import Principal
     from sdk.manifest import MANIFEST_FILE, ManifestError, PluginManifest
-    from sdk.sandbox import Response, config_schema, on_event, panel, route
+    from sdk.sandbox import Response, config_schema, on_event, route
 
     hookimpl: pluggy.HookimplMarker
 
@@ -78,7 +78,6 @@ _SOURCES: dict[str, str] = {
     "Response": "sdk.sandbox",
     "config_schema": "sdk.sandbox",
     "on_event": "sdk.sandbox",
-    "panel": "sdk.sandbox",
     "route": "sdk.sandbox",
 }
 
@@ -132,7 +131,6 @@ __all__ = [
     "hookimpl",
     "keyset_after",
     "on_event",
-    "panel",
     "route",
     "split_page",
 ]

@@ -94,18 +94,14 @@ class RouteContribution(BaseModel):
 
 
 class PanelContribution(BaseModel):
-    """A dashboard panel the plugin contributes (needs the ``dashboard:panel`` permission)."""
+    """A dashboard panel the plugin contributes (needs the ``dashboard:panel`` permission). Its files
+    are the package's folder ``panels/<id>/``, whose ``index.html`` the dashboard frames."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     title: str = Field(min_length=1, max_length=120)
-    asset: str | None = Field(
-        None,
-        pattern=r"^static/[A-Za-z0-9_./-]+$",
-        description="The page the dashboard frames, a file of the package's static/ folder (default static/index.html)",
-    )
-    order: int | None = Field(None, ge=0, le=10000, description="Position among the dashboard's panels")
+    order: int = Field(100, ge=0, le=10000, description="Position among the dashboard's panels (lower first)")
 
 
 class Contributions(BaseModel):

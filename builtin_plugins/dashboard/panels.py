@@ -48,6 +48,7 @@ class ThirdPartyPanel:
     id: str
     title: str
     permissions: tuple[str, ...]
+    order: int = 100
 
     @property
     def url(self) -> str:
@@ -63,7 +64,8 @@ def _granted(row: Any) -> tuple[str, ...]:
 
 
 async def third_party_panels(kernel: Any) -> list[ThirdPartyPanel]:
-    """Panels of every enabled uploaded plugin that holds ``dashboard:panel``."""
+    """Panels of every enabled uploaded plugin that holds ``dashboard:panel``, by their declared
+    ``order``, then title."""
     registry = kernel.services.get("plugins")
     if registry is None:
         return []
@@ -73,8 +75,11 @@ async def third_party_panels(kernel: Any) -> list[ThirdPartyPanel]:
         if row.status != "enabled" or PANEL_PERMISSION not in permissions:
             continue
         for panel in ((row.manifest or {}).get("contributions") or {}).get("panels", []):
-            panels.append(ThirdPartyPanel(row.name, panel["id"], panel["title"], permissions))
-    return panels
+            order = panel.get("order")
+            panels.append(
+                ThirdPartyPanel(row.name, panel["id"], panel["title"], permissions, 100 if order is None else order)
+            )
+    return sorted(panels, key=lambda p: (p.order, p.title))
 
 
 def _clean(relative: str) -> str | None:

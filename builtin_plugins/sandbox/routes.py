@@ -1,4 +1,4 @@
-"""HTTP layer of the sandbox: the workers running in this process and the panels they contribute."""
+"""HTTP layer of the sandbox: the workers running in this process."""
 
 from __future__ import annotations
 
@@ -7,17 +7,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from sdk import RequestContext, Route
-
-
-class SandboxPanel(BaseModel):
-    plugin: str
-    id: str
-    title: str
-    permission: str
-    order: int
-    url: str
-    asset: str
-    asset_path: str
 
 
 class Worker(BaseModel):
@@ -34,13 +23,7 @@ async def workers(ctx: RequestContext) -> list[Worker]:
     return [Worker(**item) for item in ctx.kernel.services["sandbox"].status()]
 
 
-async def panels(ctx: RequestContext) -> list[SandboxPanel]:
-    return [SandboxPanel(**item) for item in ctx.kernel.services["sandbox"].panels()]
-
-
 ROUTES = [
     Route("/api/v1/sandbox/workers", workers, permission="sandbox:read", response=list[Worker],
           summary="Sandbox workers of this process", tags=("plugins",)),
-    Route("/api/v1/sandbox/panels", panels, permission="sandbox:read", response=list[SandboxPanel],
-          summary="Panels of the running sandboxed plugins, with their assets", tags=("plugins",)),
 ]  # fmt: skip

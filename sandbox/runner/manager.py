@@ -3,7 +3,9 @@
 For each plugin the registry has enabled, the manager unpacks the stored package (once per package
 hash), starts a :class:`~sandbox.runner.supervisor.Supervisor`, and attaches a :class:`SandboxProxy`
 to the kernel. The proxy implements the ordinary hooks: its routes live under
-``/api/v1/x/<plugin>/…``, its event handlers and panels join everyone else's. Every violation is
+``/api/v1/x/<plugin>/…`` and its event handlers join everyone else's. (A plugin's dashboard panels
+are static files of its package, which the dashboard serves and frames itself; no file of a
+package is served from the host's origin.) Every violation is
 stored through the registry (which publishes ``tracker/events/plugins/violation`` and quarantines
 after repeated ones) and counted in ``taylordash_sandbox_violations_total``; a quarantined plugin's
 worker is stopped and its proxy detached.
@@ -25,9 +27,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import RootModel
 from starlette.responses import Response
 
-from kernel.contributions import EventHandler, Panel
+from kernel.contributions import EventHandler
 from kernel.errors import ProblemError, ServiceUnavailable
-from kernel.routing import RequestContext, Route, StaticFilesRoute, parse_body
+from kernel.routing import RequestContext, Route, parse_body
 from sandbox.runner.api import PluginApi
 from sandbox.runner.backend import AccessRecorder, KernelBackend
 from sandbox.runner.limits import Limits
@@ -97,8 +99,8 @@ class SandboxProxy:
         return {read: ["admin", "viewer"], write: ["admin"]}
 
     @hookimpl
-    def register_routes(self, kernel: Any) -> list[Route | StaticFilesRoute]:
-        routes: list[Route | StaticFilesRoute] = []
+    def register_routes(self, kernel: Any) -> list[Route]:
+        routes: list[Route] = []
         if permission_granted(self.manifest.permissions, "http:route"):
             declared = {(m, r.path) for r in self.manifest.contributions.routes for m in r.methods}
             for item in self.supervisor.contributions.get("routes", []):
@@ -109,9 +111,6 @@ class SandboxProxy:
                 routes.append(self._route(kernel, item["key"], method, path, item.get("summary", "")))
         elif self.supervisor.contributions.get("routes"):
             self.manager.note(self.name, "permission", "the plugin serves routes without the http:route permission")
-        static = self.root / self.manifest.entry.split(".")[0] / "static"
-        if static.is_dir():
-            routes.append(StaticFilesRoute(f"{PREFIX}/{self.name}/static", static, name=f"x_{self.name}_static"))
         return routes
 
     @hookimpl
@@ -127,31 +126,7 @@ class SandboxProxy:
             handlers.append(EventHandler(pattern, self._event_handler(item["key"]), name=f"sandbox:{item['key']}"))
         return handlers
 
-    @hookimpl
-    def register_panels(self, kernel: Any) -> list[Panel]:
-        return [Panel(p["id"], p["title"], p["permission"], url=p["url"], order=p["order"]) for p in self.panels()]
-
     # -- helpers ------------------------------------------------------------------------------------
-    def panels(self) -> list[dict[str, Any]]:
-        """Declared panels, with the page each one frames (a file inside the stored package)."""
-        if not permission_granted(self.manifest.permissions, "dashboard:panel"):
-            return []
-        from_code = {p["id"]: p for p in self.supervisor.contributions.get("panels", [])}
-        found = []
-        read, _ = route_permissions(self.name)
-        for declared in self.manifest.contributions.panels:
-            code = from_code.get(declared.id, {})
-            asset = str(getattr(declared, "asset", None) or code.get("asset") or "static/index.html").lstrip("/")
-            order = int(getattr(declared, "order", None) or code.get("order") or 100)
-            relative = asset.removeprefix("static/")
-            found.append({
-                "plugin": self.name, "id": f"{self.name}.{declared.id}", "title": declared.title,
-                "permission": read, "order": order, "asset": asset,
-                "asset_path": str(self.root / self.manifest.entry.split(".")[0] / asset),
-                "url": f"{PREFIX}/{self.name}/static/{relative}",
-            })  # fmt: skip
-        return found
-
     def _route(self, kernel: Any, key: str, method: str, path: str, summary: str) -> Route:
         read, write = route_permissions(self.name)
         supervisor, limit = self.supervisor, kernel.settings.max_body_bytes
@@ -372,12 +347,6 @@ class SandboxManager:
     async def _stop_locked(self, name: str) -> None:
         async with self._lock:
             await self._stop(name)
-
-    # -- for the dashboard ----------------------------------------------------------------------------
-    def panels(self) -> list[dict[str, Any]]:
-        """Panels of every running sandboxed plugin: id, title, permission, url and the asset's path
-        inside the unpacked package."""
-        return [panel for proxy in self.proxies.values() for panel in proxy.panels()]
 
     def status(self) -> list[dict[str, Any]]:
         return [

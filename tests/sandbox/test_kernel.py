@@ -1,5 +1,6 @@
-"""A sandboxed plugin inside a running kernel: installed and enabled through the registry, its routes,
-event handlers and panels served like any plugin's, its worker restarted after a crash or a hang,
+"""A sandboxed plugin inside a running kernel: installed and enabled through the registry, its routes
+and event handlers served like any plugin's (its panel files only by the dashboard, framed), its
+worker restarted after a crash or a hang,
 stopped when disabled or quarantined — and the kernel answering throughout."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tests.sandbox.conftest import worker as worker_of
 
 async def test_routes_events_panels_and_storage(make_settings, tmp_path: Path):
     app = create_app(make_settings(plugins=sandbox_settings()), plugins(), configure_logs=False)
+    panel_page = "/panels/probe/probe/index.html"
     async with running(app) as client:
         enabled = await install(client, PROBE, tmp_path)
         assert enabled["status"] == "enabled"
@@ -37,12 +39,13 @@ async def test_routes_events_panels_and_storage(make_settings, tmp_path: Path):
         spec = (await client.get("/openapi.json")).json()
         assert "/api/v1/x/probe/kv/{key}" in spec["paths"]
 
-        panels = (await client.get("/api/v1/sandbox/panels", headers=VIEWER)).json()
-        assert [p["id"] for p in panels] == ["probe.probe"]
-        assert Path(panels[0]["asset_path"]).name == "index.html"
-        page = await client.get(panels[0]["url"])
+        # The panel's page comes from the dashboard, under a policy that keeps it in its sandbox;
+        # no file of the package is served from the host's origin any other way.
+        page = await client.get(panel_page, headers=VIEWER)
         assert page.status_code == 200 and "probe panel" in page.text
-        assert ("probe", "probe.probe") in {(p, panel.id) for p, panel in app.kernel.panels}
+        assert "sandbox allow-scripts" in page.headers["content-security-policy"]
+        for elsewhere in ("/api/v1/x/probe/static/index.html", "/api/v1/x/probe/panels/probe/index.html"):
+            assert (await client.get(elsewhere, headers=VIEWER)).status_code == 404
 
         project = await client.post("/api/v1/projects", json={"name": "Sandboxed"}, headers=ADMIN)
         assert project.status_code == 201, project.text
@@ -75,8 +78,7 @@ async def test_routes_events_panels_and_storage(make_settings, tmp_path: Path):
         assert disabled.status_code == 200
         assert (await client.get("/api/v1/x/probe/echo", headers=VIEWER)).status_code == 404
         assert await worker_of(client, "probe") is None
-        assert await client.get("/api/v1/sandbox/panels", headers=VIEWER) is not None
-        assert (await client.get("/api/v1/sandbox/panels", headers=VIEWER)).json() == []
+        assert (await client.get(panel_page, headers=VIEWER)).status_code == 404
 
 
 async def test_enabled_plugins_start_with_the_kernel(make_settings, tmp_path: Path):

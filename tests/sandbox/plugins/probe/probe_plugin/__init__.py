@@ -1,9 +1,7 @@
 # ruff: noqa
 """A plugin that exercises the sandbox: echo, key-value storage, events, a slow route."""
 
-from sdk import Response, on_event, panel, route
-
-panel("probe", "Probe", asset="static/index.html")
+from sdk import Response, on_event, route
 
 
 @route("/echo", methods=["GET", "POST"])
