@@ -80,6 +80,9 @@ def build_openapi(routes: Sequence[tuple[str, Route]], *, title: str, version: s
         ):
             if model is not None:
                 inputs.append(((index, kind), mode, TypeAdapter(model).core_schema))
+        for media, model in (route.body_content or {}).items():
+            if not isinstance(model, dict):
+                inputs.append(((index, f"body {media}"), "validation", TypeAdapter(model).core_schema))
     generator = _GenerateJsonSchema(ref_template=REF)
     schema_of, definitions = generator.generate_definitions(inputs) if inputs else ({}, {})
     schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA, **definitions}
@@ -141,6 +144,18 @@ def build_openapi(routes: Sequence[tuple[str, Route]], *, title: str, version: s
             operation["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": schema_of[((index, "body"), "validation")]}},
+            }
+        elif route.body_content:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    media: {
+                        "schema": model
+                        if isinstance(model, dict)
+                        else schema_of[((index, f"body {media}"), "validation")]
+                    }
+                    for media, model in route.body_content.items()
+                },
             }
         if route.public:
             operation["security"] = []

@@ -54,6 +54,8 @@ class Route:
     are pydantic models the request is validated against; ``response`` is any type pydantic can
     describe and is used both to serialize the result and to document it in ``/openapi.json``.
     ``problems`` lists extra error statuses the endpoint raises (``{404: "No such project"}``).
+    ``body_content`` documents a body the endpoint reads itself (a multipart upload, JSON or CSV), as
+    ``{media type: pydantic model or JSON Schema}``; the kernel does not validate it.
     ``in_openapi=False`` leaves the route out of ``/openapi.json``: pages for browsers and protocol
     endpoints that are not JSON operations (the dashboard, the MCP endpoint).
     """
@@ -71,6 +73,7 @@ class Route:
     description: str = ""
     tags: tuple[str, ...] = ()
     problems: dict[int, str] = field(default_factory=dict)
+    body_content: dict[str, Any] | None = None
     media_type: str = "application/json"
     name: str | None = None
     in_openapi: bool = True
@@ -78,6 +81,16 @@ class Route:
     @property
     def mutating(self) -> bool:
         return any(m in MUTATING for m in self.methods)
+
+
+def file_upload(field: str = "file") -> dict[str, Any]:
+    """``Route.body_content`` of an upload: ``multipart/form-data`` with one file in the part ``field``."""
+    schema = {
+        "type": "object",
+        "required": [field],
+        "properties": {field: {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}},
+    }
+    return {"multipart/form-data": schema}
 
 
 @dataclass(frozen=True, slots=True)

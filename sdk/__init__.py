@@ -37,8 +37,9 @@ if TYPE_CHECKING:
         ValidationFailed,
     )
     from kernel.pagination import Page, PageQuery, decode_cursor, encode_cursor, keyset_after, split_page
-    from kernel.routing import RequestContext, Route, StaticFilesRoute
+    from kernel.routing import RequestContext, Route, StaticFilesRoute, file_upload
     from kernel.security import Principal
+    from kernel.uploads import MultipartFile
     from sdk.manifest import MANIFEST_FILE, ManifestError, PluginManifest
     from sdk.sandbox import Response, config_schema, on_event, route
 
@@ -71,7 +72,9 @@ _SOURCES: dict[str, str] = {
     "RequestContext": "kernel.routing",
     "Route": "kernel.routing",
     "StaticFilesRoute": "kernel.routing",
+    "file_upload": "kernel.routing",
     "Principal": "kernel.security",
+    "MultipartFile": "kernel.uploads",
     "MANIFEST_FILE": "sdk.manifest",
     "ManifestError": "sdk.manifest",
     "PluginManifest": "sdk.manifest",
@@ -108,6 +111,7 @@ __all__ = [
     "HealthCheck",
     "ManifestError",
     "McpTool",
+    "MultipartFile",
     "NavItem",
     "NotFound",
     "Page",
@@ -128,6 +132,7 @@ __all__ = [
     "config_schema",
     "decode_cursor",
     "encode_cursor",
+    "file_upload",
     "hookimpl",
     "keyset_after",
     "on_event",

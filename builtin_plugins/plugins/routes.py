@@ -7,14 +7,21 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, RootModel
-from starlette.datastructures import UploadFile
 
 from builtin_plugins.plugins.models import STATUSES, PluginRow, PluginViolation
 from builtin_plugins.plugins.service import RegistryService
-from kernel.errors import PayloadTooLarge, UnsupportedMediaType
 from kernel.pagination import invalid_cursor
 from kernel.routing import parse_body
-from sdk import BadRequest, Page, PageQuery, RequestContext, Route, decode_cursor, encode_cursor
+from sdk import (
+    MultipartFile,
+    Page,
+    PageQuery,
+    RequestContext,
+    Route,
+    decode_cursor,
+    encode_cursor,
+    file_upload,
+)
 
 Source = Literal["builtin", "entry_point", "uploaded"]
 
@@ -213,22 +220,9 @@ async def get_plugin(ctx: RequestContext) -> PluginDetail:
 
 
 async def upload_plugin(ctx: RequestContext) -> PluginDetail:
-    request = ctx.request
     service = _service(ctx)
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise UnsupportedMediaType("upload the package as multipart/form-data in the field 'file'")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > service.settings.max_upload_bytes + 65536:
-        raise PayloadTooLarge(f"the package exceeds {service.settings.max_upload_bytes} bytes")
-    form = await request.form(max_files=1, max_fields=10)
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise BadRequest("no file in the form field 'file'", slug="missing-file")
-        row = await service.install_upload(upload.file, upload.filename, ctx.principal)  # type: ignore[arg-type]
-    finally:
-        await form.close()
+    upload = await MultipartFile.open(ctx.request, "file", service.settings.max_upload_bytes)
+    row = await service.install_upload(upload.chunks(), upload.filename, ctx.principal)
     ctx.status_code = 201
     return _uploaded(row, True, await service.api_access(row), active=row.name in _sandboxed_running(ctx))  # type: ignore[return-value]
 
@@ -312,12 +306,14 @@ ROUTES = [
         upload_plugin,
         methods=("POST",),
         permission="plugins:admin",
+        body_content=file_upload(),
         response=PluginDetail,
         status_code=201,
         summary="Upload a plugin package (multipart field 'file'): quarantined, scanned, registered",
         tags=TAGS,
         name="plugins_upload",
         problems={
+            400: "Malformed multipart body, or a file part without a name",
             409: "A plugin of that name exists",
             413: "Package too large",
             415: "Not a package",

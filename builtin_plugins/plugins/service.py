@@ -5,9 +5,10 @@ at the next start, through the kernel's ``plugin_state`` table)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from sqlmodel import col, delete, func, select
@@ -102,9 +103,11 @@ class RegistryService:
             raise UnusablePackage(str(exc)) from None
         return report
 
-    async def install_upload(self, source: BinaryIO, filename: str | None, principal: Principal) -> PluginRow:
-        """Quarantine an uploaded package, scan it and register it with its verdict."""
-        path, sha256, size = await self.store.save(source, safe_filename(filename))
+    async def install_upload(
+        self, chunks: AsyncIterator[bytes], filename: str | None, principal: Principal
+    ) -> PluginRow:
+        """Quarantine an uploaded package as it arrives, scan it and register it with its verdict."""
+        path, sha256, size = await self.store.save(chunks, safe_filename(filename))
         return await self._install(path, sha256, size, principal)
 
     async def install_file(self, path: Path, principal: Principal) -> PluginRow:

@@ -10,8 +10,8 @@ import hashlib
 import re
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
 
 from kernel.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -39,38 +39,43 @@ class PackageStore:
         self.root = data_dir / "plugins" / "quarantine"
         self.max_bytes = max_bytes
 
-    def _copy(self, source: BinaryIO, filename: str) -> tuple[Path, str, int]:
+    async def save(self, chunks: AsyncIterator[bytes], filename: str) -> tuple[Path, str, int]:
+        """Write ``chunks`` into a new quarantine folder: ``(path, sha256, size)``; 413 past the cap,
+        and nothing left behind by a refused or broken upload."""
         folder = self.root / uuid.uuid4().hex
-        folder.mkdir(parents=True, mode=0o700)
+        await asyncio.to_thread(folder.mkdir, parents=True, mode=0o700)
         target = folder / filename
         digest = hashlib.sha256()
         size = 0
         try:
-            with target.open("xb") as out:
-                while chunk := source.read(CHUNK):
+            out = await asyncio.to_thread(target.open, "xb")
+            try:
+                async for chunk in chunks:
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise PayloadTooLarge(f"the package exceeds {self.max_bytes} bytes")
                     digest.update(chunk)
-                    out.write(chunk)
+                    await asyncio.to_thread(out.write, chunk)
+            finally:
+                await asyncio.to_thread(out.close)
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
         return target, digest.hexdigest(), size
-
-    async def save(self, source: BinaryIO, filename: str) -> tuple[Path, str, int]:
-        """Copy ``source`` into a new quarantine folder: ``(path, sha256, size)``; 413 past the cap."""
-        return await asyncio.to_thread(self._copy, source, filename)
 
     async def save_path(self, path: Path) -> tuple[Path, str, int]:
         """Copy the file at ``path`` (command-line installs) into quarantine."""
         filename = safe_filename(path.name)
 
-        def copy() -> tuple[Path, str, int]:
-            with path.open("rb") as source:
-                return self._copy(source, filename)
+        async def chunks() -> AsyncIterator[bytes]:
+            source = await asyncio.to_thread(path.open, "rb")
+            try:
+                while chunk := await asyncio.to_thread(source.read, CHUNK):
+                    yield chunk
+            finally:
+                await asyncio.to_thread(source.close)
 
-        return await asyncio.to_thread(copy)
+        return await self.save(chunks(), filename)
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

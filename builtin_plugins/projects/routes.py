@@ -336,6 +336,10 @@ ROUTES = [
         import_project,
         "POST",
         query=ImportQuery,
+        body_content={
+            "application/json": transfer.ProjectDocument,
+            "text/csv": {"type": "string", "description": "Tasks, one per row, as the CSV export writes them"},
+        },
         response=ProjectOut,
         status_code=201,
         problems={

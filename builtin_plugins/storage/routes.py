@@ -11,8 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from builtin_plugins.storage.models import Attachment
 from builtin_plugins.storage.service import AttachmentService
-from builtin_plugins.storage.uploads import MultipartFile
-from sdk import Page, PageQuery, RequestContext, Route
+from sdk import MultipartFile, Page, PageQuery, RequestContext, Route, file_upload
 
 BASE = "/api/v1/tasks/{task_id:uuid}/attachments"
 ONE = BASE + "/{attachment_id:uuid}"
@@ -109,6 +108,7 @@ ROUTES = [
         upload,
         methods=("POST",),
         permission="attachments:write",
+        body_content=file_upload(),
         response=AttachmentOut,
         status_code=201,
         summary="Attach a file to a task",

@@ -23,10 +23,9 @@ from builtin_plugins.storage.models import Attachment
 from builtin_plugins.storage.s3 import S3Backend
 from builtin_plugins.storage.sniff import SNIFF_BYTES, clean_filename, sniff_content_type
 from builtin_plugins.storage.streams import BLOCK, reblock
-from builtin_plugins.storage.uploads import MultipartFile
 from kernel.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from kernel.pagination import invalid_cursor
-from sdk import Event, Principal, decode_cursor, encode_cursor, keyset_after, split_page
+from sdk import Event, MultipartFile, Principal, decode_cursor, encode_cursor, keyset_after, split_page
 
 if TYPE_CHECKING:
     from kernel.app import Kernel

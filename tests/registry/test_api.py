@@ -113,6 +113,11 @@ async def test_bad_uploads(start_app, package, make_settings, tmp_path):
         viewer = await upload(client, package("benign/velocity_tool"), headers=VIEWER)
         not_multipart = await client.post("/api/v1/plugins", json={"file": "x"}, headers=ADMIN)
         no_file = await client.post("/api/v1/plugins", data={"other": "x"}, files={"x": ("a.txt", b"")}, headers=ADMIN)
+        malformed = await client.post(
+            "/api/v1/plugins",
+            content=b"--b\r\nContent-Disposition: form-data; name=file\r\n",
+            headers={**ADMIN, "content-type": "multipart/form-data"},
+        )
         wrong_kind = await upload(client, ("notes.txt", b"hello"))
         corrupt = await upload(client, ("broken.whl", b"PK\x03\x04 not a zip"))
         traversal = io.BytesIO()
@@ -127,7 +132,8 @@ async def test_bad_uploads(start_app, package, make_settings, tmp_path):
         (anonymous, 401, "unauthorized"),
         (viewer, 403, "forbidden"),
         (not_multipart, 415, "unsupported-media-type"),
-        (no_file, 400, "missing-file"),
+        (no_file, 422, "validation-error"),
+        (malformed, 400, "malformed-multipart"),
         (wrong_kind, 415, "unsupported-package"),
         (corrupt, 422, "unusable-package"),
         (hostile, 422, "unusable-package"),
@@ -140,6 +146,7 @@ async def test_bad_uploads(start_app, package, make_settings, tmp_path):
         assert response.status_code == status, (slug, response.text)
         if slug:
             assert response.json()["type"] == f"urn:taylordash:problem:{slug}", response.text
+    assert no_file.json()["errors"] == [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}]
     assert "path traversal" in hostile.json()["detail"]
     assert no_manifest.json()["findings"][0]["rule_id"] == "TD201"
     quarantine = settings.data_dir / "plugins" / "quarantine"

@@ -1,5 +1,7 @@
 """Streaming ``multipart/form-data`` reading: the file part of an upload arrives as an async byte
-stream straight from the socket, never gathered in memory or spooled to a temporary file."""
+stream straight from the socket, never gathered in memory or spooled to a temporary file. Every
+upload route reads its file this way (attachments, plugin packages); declare the body in
+``/openapi.json`` with ``Route(body_content=file_upload())``."""
 
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ class MultipartFile:
         limit = max_file_bytes + ENVELOPE_ALLOWANCE
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"attachments are limited to {max_file_bytes} bytes", limit=max_file_bytes)
+            raise PayloadTooLarge(f"the file is limited to {max_file_bytes} bytes", limit=max_file_bytes)
         events = _parse(request, boundary, limit, max_file_bytes)
         async for kind, value in events:
             if kind != "part":
@@ -126,7 +128,7 @@ async def _parse(request: Request, boundary: bytes, limit: int, max_file_bytes: 
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
-                raise PayloadTooLarge(f"attachments are limited to {max_file_bytes} bytes", limit=max_file_bytes)
+                raise PayloadTooLarge(f"the file is limited to {max_file_bytes} bytes", limit=max_file_bytes)
             parser.write(chunk)
             for event in collector.events:
                 yield event
