@@ -203,3 +203,8 @@ async def test_openapi_documents_every_route(api: Api):
         for method in methods:
             assert paths[path][method]["x-permission"] in ("projects:read", "projects:write")
     assert "ProjectOut" in spec["components"]["schemas"]
+    # The import reads its body itself, and still documents both forms it accepts.
+    imported = paths["/api/v1/projects/import"]["post"]["requestBody"]["content"]
+    assert imported["application/json"]["schema"] == {"$ref": "#/components/schemas/ProjectDocument"}
+    assert imported["text/csv"]["schema"]["type"] == "string"
+    assert "project" in spec["components"]["schemas"]["ProjectDocument"]["properties"]

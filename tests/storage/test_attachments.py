@@ -197,6 +197,8 @@ async def test_openapi_documents_attachment_and_monitoring_routes(make_settings,
     path = spec["paths"]["/api/v1/tasks/{task_id}/attachments"]
     assert path["post"]["x-permission"] == "attachments:write"
     assert {"201", "413", "415", "422"} <= set(path["post"]["responses"])
+    body = path["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["required"] == ["file"] and body["properties"]["file"]["format"] == "binary"
     assert path["get"]["x-permission"] == "attachments:read"
     one = spec["paths"]["/api/v1/tasks/{task_id}/attachments/{attachment_id}"]
     assert set(one) == {"get", "delete"}
