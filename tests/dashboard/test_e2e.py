@@ -155,6 +155,8 @@ def test_build_a_project_move_a_task_and_see_it_live(browser: Any, server: dict[
 
     page.drag_and_drop('.task-card[data-title="Sketch the lander"]', '[data-testid="column-done"]')
     page.wait_for_selector('[data-testid="column-done"] .task-card[data-title="Sketch the lander"]')
+    # The card moves at once; the server's answer to the change is the toast that confirms it.
+    page.wait_for_function("() => document.getElementById('toast').textContent === 'Task moved to done'")
     project_id = project_url.rsplit("/", 1)[1]
     expected = api(server, page, "GET", f"/api/v1/projects/{project_id}").json()["progress"]
     assert expected > 0
