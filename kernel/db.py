@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+async def cancel_between_transactions(
+    lock: asyncio.Lock, tasks: Collection[asyncio.Task[Any]], grace_seconds: float = 2.0
+) -> None:
+    """Cancel background ``tasks`` whose transactions all run while holding ``lock``, at a moment
+    none of them is inside one: wait (up to ``grace_seconds``) for the running transaction to end,
+    hold the lock, cancel, then wait for the tasks to finish.
+
+    A task cancelled half-way through a statement leaves its connection to be dropped, and on SQLite
+    a connection dropped mid-transaction can keep the database locked for the rest of the process.
+    Past ``grace_seconds`` (a database that stopped answering) the tasks are cancelled anyway; the
+    lock is released before waiting for the last of them, in case one needs it to clean up."""
+    tasks = [task for task in tasks if not task.done()]
+    if not tasks:
+        return
+    held = False
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace_seconds):
+            await lock.acquire()
+            held = True
+    try:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=grace_seconds)
+    finally:
+        if held:
+            lock.release()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Database:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +17,7 @@ from starlette.types import Scope
 
 from builtin_plugins.auth import pagination
 from builtin_plugins.auth.models import AuditEntry, utcnow
-from kernel.db import Database
+from kernel.db import Database, cancel_between_transactions
 from sdk import Principal
 
 log = structlog.get_logger("taylordash.auth")
@@ -220,11 +219,9 @@ class AuditLog:
             self._writer = asyncio.get_running_loop().create_task(self._write_forever(), name="audit-writer")
 
     async def stop(self) -> None:
-        """Stop the writer and store what it still holds."""
+        """Stop the writer (never inside its transaction) and store what it still holds."""
         if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            await cancel_between_transactions(self._flushing, [self._writer])
             self._writer = None
         try:
             await self.flush()

@@ -20,6 +20,7 @@ from builtin_plugins.monitoring.logsink import DatabaseLogHandler, LogWriter
 from builtin_plugins.monitoring.metrics import MonitoringMetrics, exposition, mark_process_dead
 from builtin_plugins.monitoring.retention import RetentionService
 from builtin_plugins.monitoring.sampler import SystemSampler
+from kernel.db import cancel_between_transactions
 from sdk import Principal
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class MonitoringService:
         self.writer: LogWriter | None = None
         self.handler: DatabaseLogHandler | None = None
         self._token = settings.scrape_token.get_secret_value().encode() if settings.scrape_token else None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[tuple[asyncio.Task[None], asyncio.Lock]] = []
 
     async def start(self) -> None:
         """Start the log writer and the periodic jobs."""
@@ -71,9 +72,8 @@ class MonitoringService:
 
     async def stop(self) -> None:
         """Stop the jobs, write the queued log lines, detach from logging."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, running in self._tasks:
+            await cancel_between_transactions(running, [task])
         self._tasks.clear()
         if self.handler is not None:
             logging.getLogger().removeHandler(self.handler)
@@ -83,15 +83,18 @@ class MonitoringService:
         mark_process_dead()
 
     def _every(self, name: str, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        running = asyncio.Lock()  # held while the job runs, so a stop never cuts its transaction
+
         async def loop() -> None:
             while True:
                 await asyncio.sleep(seconds)
-                try:
-                    await job()
-                except Exception:
-                    log.exception("monitoring.job_failed", job=name)
+                async with running:
+                    try:
+                        await job()
+                    except Exception:
+                        log.exception("monitoring.job_failed", job=name)
 
-        self._tasks.append(asyncio.create_task(loop(), name=f"taylordash-monitoring-{name}"))
+        self._tasks.append((asyncio.create_task(loop(), name=f"taylordash-monitoring-{name}"), running))
 
     def refresh_gauges(self) -> None:
         """Bring the process, pool and log-queue gauges up to date."""

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kernel.db import cancel_between_transactions
+
 
 class DedicatedConnection:
     """One connection of ``engine``, opened on first use and replaced after any error. Transactions
@@ -40,28 +42,8 @@ class DedicatedConnection:
         self, tasks: Collection[asyncio.Task[Any]], grace_seconds: float = 2.0
     ) -> None:
         """Cancel ``tasks``, which run transactions on this connection, while none of them is inside
-        one: wait (up to ``grace_seconds``) for the running transaction to end, hold the connection, cancel.
-
-        A task cancelled half-way through a statement leaves its connection to be dropped, and on
-        SQLite a connection dropped mid-transaction can keep the database locked for the rest of the
-        process. Past ``grace_seconds`` (a database that stopped answering) the tasks are cancelled anyway;
-        the connection is released before waiting for the last of them, in case one needs it to
-        clean up."""
-        if not tasks:
-            return
-        held = False
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace_seconds):
-                await self._lock.acquire()
-                held = True
-        try:
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks, timeout=grace_seconds)
-        finally:
-            if held:
-                self._lock.release()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        one (see :func:`kernel.db.cancel_between_transactions`)."""
+        await cancel_between_transactions(self._lock, tasks, grace_seconds)
 
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None

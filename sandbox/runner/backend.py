@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -14,6 +13,7 @@ import structlog
 from pydantic import ValidationError
 
 from kernel.bus.envelope import Event
+from kernel.db import cancel_between_transactions
 from kernel.security import Principal
 from sandbox.runner.api import MAX_VALUE_BYTES, _check_key, event_type_for
 from sandbox.runner.supervisor import ApiFailed
@@ -160,8 +160,7 @@ class AccessRecorder:
                 log.exception("sandbox.access_flush_failed", entries=len(batch))
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop the delayed flush (never inside its transaction) and write what is pending."""
+        if self._task is not None:
+            await cancel_between_transactions(self._lock, [self._task])
         await self.flush()

@@ -39,14 +39,22 @@ class StandInProjects:
 
 
 class StandInProjectsPlugin:
-    """Registers a :class:`StandInProjects` as ``kernel.services["projects"]``."""
+    """Registers a :class:`StandInProjects` as ``kernel.services["projects"]`` while the app runs,
+    and hands the real service back at shutdown for the projects plugin to close."""
 
     def __init__(self, projects: StandInProjects) -> None:
         self.projects = projects
+        self.replaced: Any = None
 
     @hookimpl
     def startup(self, kernel: Any) -> None:
+        self.replaced = kernel.services.get("projects")
         kernel.services["projects"] = self.projects
+
+    @hookimpl
+    def shutdown(self, kernel: Any) -> None:
+        if self.replaced is not None:
+            kernel.services["projects"] = self.replaced
 
 
 class MotoServer:
