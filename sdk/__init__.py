@@ -7,7 +7,7 @@ A plugin is a module (or object) whose functions carry ``@hookimpl`` and are nam
     hello = "hello_plugin"
 
 Third-party plugins uploaded through the registry run in the sandbox instead: their code uses the
-markers of :mod:`sdk.sandbox` (``route``, ``on_event``, ``config_schema``) and the ``api``
+markers of :mod:`sdk.sandbox` (``route``, ``on_event``, ``panel``, ``config_schema``) and the ``api``
 object described in :mod:`sdk.api`; :mod:`sdk.testing` runs them in the real sandbox from pytest.
 
 Names are imported lazily, so the sandbox worker can import :mod:`sdk.sandbox` without loading the
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from kernel.security import Principal
     from kernel.uploads import MultipartFile
     from sdk.manifest import MANIFEST_FILE, ManifestError, PluginManifest
-    from sdk.sandbox import Response, config_schema, on_event, route
+    from sdk.sandbox import Response, config_schema, on_event, panel, route
 
     hookimpl: pluggy.HookimplMarker
 
@@ -81,6 +81,7 @@ _SOURCES: dict[str, str] = {
     "Response": "sdk.sandbox",
     "config_schema": "sdk.sandbox",
     "on_event": "sdk.sandbox",
+    "panel": "sdk.sandbox",
     "route": "sdk.sandbox",
 }
 
@@ -136,6 +137,7 @@ __all__ = [
     "hookimpl",
     "keyset_after",
     "on_event",
+    "panel",
     "route",
     "split_page",
 ]

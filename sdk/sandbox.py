@@ -1,9 +1,9 @@
-"""What sandboxed plugin code imports: ``from sdk import route, on_event, config_schema, Response``.
+"""What sandboxed plugin code imports: ``from sdk import route, on_event, panel, config_schema, Response``.
 
 These markers only record what a plugin contributes; the worker reads the records once the plugin's
-entry module has loaded and the kernel turns them into routes and event handlers checked against the
-manifest. (Dashboard panels need no code: they are static files the manifest declares.) This module
-is deliberately free of kernel imports so a worker starts quickly.
+entry module has loaded and the kernel turns them into routes and event handlers, checked against
+the manifest like the panels. This module is deliberately free of kernel imports so a worker starts
+quickly.
 
 Inside the sandbox every plugin module also sees a global ``api`` (see :mod:`sdk.api` for its
 methods), whose calls travel to the kernel and are checked against the manifest's permissions.
@@ -24,6 +24,7 @@ class Contributions:
 
     routes: dict[str, tuple[str, tuple[str, ...], str, Handler]] = field(default_factory=dict)
     events: dict[str, tuple[str, Handler]] = field(default_factory=dict)
+    panels: list[dict[str, Any]] = field(default_factory=list)
     config_schema: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -32,6 +33,7 @@ class Contributions:
                 {"key": k, "path": p, "methods": list(m), "summary": s} for k, (p, m, s, _) in self.routes.items()
             ],
             "events": [{"key": k, "pattern": p} for k, (p, _) in self.events.items()],
+            "panels": list(self.panels),
             "config_schema": self.config_schema,
         }
 
@@ -81,6 +83,14 @@ def on_event(pattern: str) -> Callable[[Handler], Handler]:
     return mark
 
 
+def panel(id: str, title: str, order: int = 100) -> None:
+    """Declare a dashboard panel in code, beside the manifest's ``[[contributions.panels]]`` entry
+    it must match (a panel the manifest does not declare is refused, as an undeclared route is).
+    The panel's page is the package's ``panels/<id>/index.html``, which the dashboard serves and
+    frames in a sandboxed ``<iframe>``; it needs the ``dashboard:panel`` permission."""
+    _collected.panels.append({"id": id, "title": title, "order": order})
+
+
 def config_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Declare the JSON Schema of the plugin's configuration in code, where tests and readers see it.
     The registry validates what operators set against the manifest's ``contributions.config_schema``,
@@ -108,6 +118,7 @@ class ApiError(Exception):
 PUBLIC = {
     "route": route,
     "on_event": on_event,
+    "panel": panel,
     "config_schema": config_schema,
     "Response": Response,
     "PermissionDenied": PermissionDenied,

@@ -108,7 +108,7 @@ class SandboxedPlugin:
     # -- what the plugin contributes ------------------------------------------------------------------
     @property
     def contributions(self) -> dict[str, Any]:
-        """Routes, event handlers and config schema the plugin's code declared."""
+        """Routes, event handlers, panels and config schema the plugin's code declared."""
         return self.supervisor.contributions
 
     @property

@@ -127,6 +127,20 @@ class SandboxProxy:
         return handlers
 
     # -- helpers ------------------------------------------------------------------------------------
+    def check_panels(self) -> None:
+        """Record a violation for each panel the code declares that the manifest does not (the
+        dashboard frames the manifest's panels only, from the package's ``panels/<id>/``)."""
+        from_code = self.supervisor.contributions.get("panels", [])
+        if from_code and not permission_granted(self.manifest.permissions, "dashboard:panel"):
+            self.manager.note(
+                self.name, "permission", "the plugin declares panels without the dashboard:panel permission"
+            )
+            return
+        declared = {p.id for p in self.manifest.contributions.panels}
+        for item in from_code:
+            if item["id"] not in declared:
+                self.manager.note(self.name, "permission", f"panel {item['id']!r} is not declared in the manifest")
+
     def _route(self, kernel: Any, key: str, method: str, path: str, summary: str) -> Route:
         read, write = route_permissions(self.name)
         supervisor, limit = self.supervisor, kernel.settings.max_body_bytes
@@ -241,6 +255,7 @@ class SandboxManager:
         supervisor = Supervisor(spec, api, self._violations, backoff_cap=self.backoff_cap)
         await supervisor.start()
         proxy = SandboxProxy(self, row.name, manifest, supervisor, root)
+        proxy.check_panels()
         try:
             self.kernel.attach_plugin(row.name, proxy, version=row.version, description=manifest.description)
         except Exception:

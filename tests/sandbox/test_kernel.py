@@ -6,6 +6,7 @@ stopped when disabled or quarantined — and the kernel answering throughout."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -165,3 +166,31 @@ async def test_repeated_violations_quarantine_the_plugin(make_settings, corpus_p
         stored = await violations(client, "probe")
         assert len(stored) == 3 and {v["kind"] for v in stored} == {"import"}
         assert stored[0]["context"]["params"] == {"name": "import_os"}
+
+
+async def test_what_the_manifest_does_not_declare_is_refused(make_settings, tmp_path: Path):
+    source = tmp_path / "undeclared-src" / "probe"
+    shutil.copytree(PROBE, source)
+    code = source / "probe_plugin" / "__init__.py"
+    code.write_text(
+        code.read_text() + '\n\n@route("/hidden")\ndef hidden(request):\n    return {"hidden": True}\n\n\n'
+        'panel("ghost", "Ghost")\n'
+    )
+    (source / "probe_plugin" / "panels" / "ghost").mkdir()
+    (source / "probe_plugin" / "panels" / "ghost" / "index.html").write_text("<p>ghost</p>")
+    app = create_app(make_settings(plugins=sandbox_settings()), plugins(), configure_logs=False)
+    async with running(app) as client:
+        await install(client, source, tmp_path)
+        assert (await client.get("/api/v1/x/probe/echo", headers=VIEWER)).status_code == 200
+        assert (await client.get("/api/v1/x/probe/hidden", headers=VIEWER)).status_code == 404
+        assert (await client.get("/panels/probe/ghost/index.html", headers=VIEWER)).status_code == 404
+        assert (await client.get("/panels/probe/probe/index.html", headers=VIEWER)).status_code == 200
+
+        async def refused() -> set[str]:
+            details = {v["detail"] for v in await violations(client, "probe") if v["kind"] == "permission"}
+            return details if len(details) >= 2 else set()
+
+        assert await eventually(refused) == {
+            "route GET /hidden is not declared in the manifest",
+            "panel 'ghost' is not declared in the manifest",
+        }

@@ -1,7 +1,9 @@
 # ruff: noqa
 """A plugin that exercises the sandbox: echo, key-value storage, events, a slow route."""
 
-from sdk import Response, on_event, route
+from sdk import Response, on_event, panel, route
+
+panel("probe", "Probe")  # its page: panels/probe/index.html
 
 
 @route("/echo", methods=["GET", "POST"])
