@@ -143,6 +143,8 @@ def _unpack_zip(archive: Path, root: Path, limits: Limits) -> None:
                     budget.copy(source, _destination(root, relative), info.filename)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise UnusableInput(f"{archive}: not a readable zip archive ({exc})") from None
+    except UnicodeDecodeError:  # a header that flags its name as UTF-8 when it is not
+        raise UnusableInput(f"{archive}: not a readable zip archive (a member name is not valid UTF-8)") from None
     except NotImplementedError as exc:
         raise UnusableInput(f"{archive}: unsupported zip feature ({exc})") from None
 

@@ -146,3 +146,20 @@ def test_zip_member_with_an_empty_name_is_skipped(tmp_path: Path):
         nameless.filename = ""  # the central directory, which readers list, names it ""
     root = unpack(archive, "wheel", tmp_path / "out", Limits())
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == ["pkg", "pkg/__init__.py"]
+
+
+def test_zip_member_whose_local_name_is_not_utf8_is_refused_in_one_line(tmp_path: Path):
+    archive = _zip(tmp_path / "odd.zip", {"pkg/__init__.py": GOOD_INIT, "pkg/a.py": "x = 1\n"})
+    data = bytearray(archive.read_bytes())
+    local = data.index(b"pkg/a.py") - 30  # the first mention of the name is its local header
+    assert bytes(data[local : local + 4]) == b"PK\x03\x04" and bytes(data[local + 30 : local + 38]) == b"pkg/a.py"
+    # The local header claims a UTF-8 name that is not UTF-8; the central directory stays intact.
+    flags = int.from_bytes(data[local + 6 : local + 8], "little") | 0x800
+    data[local + 6 : local + 8] = flags.to_bytes(2, "little")
+    data[local + 30 : local + 32] = b"\xc3\x28"
+    archive.write_bytes(bytes(data))
+    with pytest.raises(UnusableInput) as refused:
+        unpack(archive, "wheel", tmp_path / "out", Limits())
+    message = str(refused.value)
+    assert message.startswith(f"{archive}: ") and "\n" not in message
+    assert not (tmp_path / "out").exists()
