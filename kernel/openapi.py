@@ -114,6 +114,8 @@ def build_openapi(routes: Sequence[tuple[str, Route]], *, title: str, version: s
             success["content"] = {route.media_type: {"schema": schema_of[((index, "response"), "serialization")]}}
         elif route.status_code != 204:
             success["content"] = {route.media_type: {"schema": {}}}
+        for media, schema in (route.response_content or {}).items():
+            success.setdefault("content", {})[media] = {"schema": schema}
         responses[str(route.status_code)] = success
         statuses = dict(route.problems)
         if route.body is not None:

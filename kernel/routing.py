@@ -56,6 +56,8 @@ class Route:
     ``problems`` lists extra error statuses the endpoint raises (``{404: "No such project"}``).
     ``body_content`` documents a body the endpoint reads itself (a multipart upload, JSON or CSV), as
     ``{media type: pydantic model or JSON Schema}``; the kernel does not validate it.
+    ``response_content`` documents further media types of the success response (a CSV form of a
+    JSON resource), as ``{media type: JSON Schema}``.
     ``in_openapi=False`` leaves the route out of ``/openapi.json``: pages for browsers and protocol
     endpoints that are not JSON operations (the dashboard, the MCP endpoint).
     """
@@ -74,6 +76,7 @@ class Route:
     tags: tuple[str, ...] = ()
     problems: dict[int, str] = field(default_factory=dict)
     body_content: dict[str, Any] | None = None
+    response_content: dict[str, dict[str, Any]] | None = None
     media_type: str = "application/json"
     name: str | None = None
     in_openapi: bool = True

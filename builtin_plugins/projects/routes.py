@@ -229,7 +229,11 @@ async def import_project(ctx: RequestContext) -> Response:
                 "a CSV import needs the project's name",
                 errors=[{"loc": ["name"], "msg": "Field required", "type": "missing"}],
             )
-        tree = transfer.tree_from_csv(ctx.query.name, body.decode("utf-8-sig"))
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise BadRequest("the CSV is not UTF-8 text", slug="malformed-csv") from None
+        tree = transfer.tree_from_csv(ctx.query.name, text)
     elif content_type == JSON or content_type.endswith("+json"):
         try:
             doc = transfer.ProjectDocument.model_validate_json(body)
@@ -329,6 +333,7 @@ ROUTES = [
         export_project,
         query=ExportQuery,
         response=transfer.ProjectDocumentOut,
+        response_content={"text/csv": {"type": "string", "description": "The tasks, one per row (`format=csv`)"}},
         summary="Export a project (JSON, lossless) or its tasks (CSV)",
     ),
     _route(
@@ -343,7 +348,7 @@ ROUTES = [
         response=ProjectOut,
         status_code=201,
         problems={
-            400: "The body is not valid JSON",
+            400: "The body is not valid JSON, or not readable UTF-8 CSV",
             409: "The project exists (restore) or the dependencies form a cycle",
             413: "The import exceeds the configured size",
             415: "Not JSON or CSV",

@@ -34,7 +34,7 @@ from builtin_plugins.projects.schemas import (
     rfc3339,
 )
 from builtin_plugins.projects.service import as_row, mean
-from sdk import Conflict, NotFound, ValidationFailed
+from sdk import BadRequest, Conflict, NotFound, ValidationFailed
 
 FORMAT = "taylordash.project/1"
 CSV_COLUMNS = (
@@ -210,7 +210,13 @@ def check_document(doc: ProjectDocument, copy: bool) -> ProjectDocument:
 def parse_csv(text: str) -> tuple[list[str], list[dict[str, Any]]]:
     """``(component names in order of appearance, task rows)`` of a tasks CSV, or 422 listing every bad
     row (``rows``: line, column, message)."""
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_csv(csv.DictReader(io.StringIO(text, newline="")))  # csv reads \r, \n and \r\n itself
+    except csv.Error as exc:
+        raise BadRequest(f"the body is not readable CSV: {exc}", slug="malformed-csv") from None
+
+
+def _parse_csv(reader: csv.DictReader[str]) -> tuple[list[str], list[dict[str, Any]]]:
     header = reader.fieldnames or []
     missing = [c for c in ("component", "title") if c not in header]
     if missing:

@@ -139,8 +139,8 @@ ROUTES = [
         ONE,
         download,
         permission="attachments:read",
-        media_type="application/octet-stream",
-        summary="Download an attachment's bytes",
+        media_type="*/*",  # served with the content type detected from the bytes at upload
+        summary="Download an attachment's bytes, with the content type detected at upload",
         tags=TAGS,
         problems={404: "No such task or attachment"},
         name="attachments_get",

@@ -207,4 +207,6 @@ async def test_openapi_documents_every_route(api: Api):
     imported = paths["/api/v1/projects/import"]["post"]["requestBody"]["content"]
     assert imported["application/json"]["schema"] == {"$ref": "#/components/schemas/ProjectDocument"}
     assert imported["text/csv"]["schema"]["type"] == "string"
+    exported = paths["/api/v1/projects/{project_id}/export"]["get"]["responses"]["200"]["content"]
+    assert set(exported) == {"application/json", "text/csv"}
     assert "project" in spec["components"]["schemas"]["ProjectDocument"]["properties"]

@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import UTC, datetime
 
+import httpx
 import sqlalchemy as sa
 
 from tests.projects.conftest import Api
@@ -125,6 +126,25 @@ async def test_csv_import_reports_every_bad_row_and_imports_nothing(api: Api):
         "/api/v1/projects/import", content="component,title\nA,x\n", headers={"content-type": "text/csv"}
     )
     assert unnamed.status_code == 422 and unnamed.json()["errors"][0]["loc"] == ["name"]
+
+
+async def test_csv_line_endings_and_unreadable_bodies(api: Api):
+    async def send(body: bytes, name: str) -> httpx.Response:
+        return await api.post(
+            "/api/v1/projects/import", params={"name": name}, content=body, headers={"content-type": "text/csv"}
+        )
+
+    # Old Mac line endings (a bare CR) are line endings, not a field the parser chokes on.
+    mac = await send(b"component,title\rDesign,Sketch\rBuild,Weld\r", "mac")
+    assert mac.status_code == 201, mac.text
+    tasks = (await api.get(f"/api/v1/projects/{mac.json()['id']}/tasks")).json()["items"]
+    assert sorted(t["title"] for t in tasks) == ["Sketch", "Weld"]
+    not_utf8 = await send(b"component,title\nA,\xff\n", "latin")
+    assert not_utf8.status_code == 400 and not_utf8.json()["type"] == "urn:taylordash:problem:malformed-csv"
+    too_long = await send(b'component,title\nA,"' + b"x" * 200_000 + b'"\n', "long")
+    assert too_long.status_code == 400 and "field larger than field limit" in too_long.json()["detail"]
+    names = {p["name"] for p in (await api.get("/api/v1/projects")).json()["items"]}
+    assert names == {"mac"}
 
 
 async def moment() -> datetime:
