@@ -297,7 +297,8 @@ def _key_from_cursor(dialect: str, kind: str, key: Any, ident: Any) -> tuple[Any
             raise ValueError
         if kind == "ts":
             moment = parse_timestamp(key)
-            return (moment if dialect == "postgresql" else moment.strftime("%Y-%m-%d %H:%M:%S.%f")), row_id
+            naive = moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+            return (moment if dialect == "postgresql" else naive), row_id
         if kind == "date":
             day = date.fromisoformat(key)
             return (day if dialect == "postgresql" else day.isoformat()), row_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from pydantic_core import to_json
 from starlette.responses import Response
 
@@ -31,6 +31,7 @@ from builtin_plugins.projects.schemas import (
 )
 from builtin_plugins.projects.service import as_row
 from kernel.errors import PayloadTooLarge, UnsupportedMediaType
+from kernel.routing import validate_json
 from sdk import BadRequest, Page, PreconditionFailed, RequestContext, Route, ValidationFailed
 
 JSON = "application/json"
@@ -235,16 +236,7 @@ async def import_project(ctx: RequestContext) -> Response:
             raise BadRequest("the CSV is not UTF-8 text", slug="malformed-csv") from None
         tree = transfer.tree_from_csv(ctx.query.name, text)
     elif content_type == JSON or content_type.endswith("+json"):
-        try:
-            doc = transfer.ProjectDocument.model_validate_json(body)
-        except ValidationError as exc:
-            if any(e["type"] == "json_invalid" for e in exc.errors()):
-                raise BadRequest("request body is not valid JSON", slug="malformed-json") from None
-            errors = [
-                {"loc": [*map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False, include_input=False)[: transfer.MAX_ERRORS]
-            ]
-            raise ValidationFailed("the project document is invalid", errors=errors) from None
+        doc = validate_json(body, transfer.ProjectDocument, "the project document")
         tree = transfer.tree_from_document(transfer.check_document(doc, copy=ctx.query.mode == "copy"))
     else:
         raise UnsupportedMediaType(f"expected application/json or text/csv, got {content_type!r}")

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -26,11 +27,22 @@ MAX_METADATA_BYTES = 16_384
 
 
 def rfc3339(value: datetime) -> str:
-    """UTC with microseconds and ``Z``: the one timestamp format of this API (SQL renders the same)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC with microseconds and ``Z``: the one timestamp format of this API (SQL renders the same).
+    ``isoformat`` keeps the year at four digits, as RFC 3339 wants (``strftime("%Y")`` does not
+    before the year 1000)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in the year 0 in UTC
+        raise ValueError("the timestamp is outside the range of years 1 to 9999 in UTC") from None
 
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
+UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""An input timestamp with its offset, converted to UTC (422 when UTC would leave years 1 to 9999)."""
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Person = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
@@ -271,7 +283,7 @@ class TaskQuery(_ListQuery):
 class AsOfQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    as_of: AwareDatetime | None = Field(None, description="RFC 3339: the state at that moment, from the event log")
+    as_of: UtcTimestamp | None = Field(None, description="RFC 3339: the state at that moment, from the event log")
 
 
 # -- graph ------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from builtin_plugins.projects import events
 from builtin_plugins.projects.graph import CycleError, topological_order
@@ -31,9 +31,11 @@ from builtin_plugins.projects.schemas import (
     TaskCreate,
     TaskOut,
     Timestamp,
+    UtcTimestamp,
     rfc3339,
 )
 from builtin_plugins.projects.service import as_row, mean
+from kernel.routing import MAX_FIELD_ERRORS
 from sdk import BadRequest, Conflict, NotFound, ValidationFailed
 
 FORMAT = "taylordash.project/1"
@@ -54,14 +56,13 @@ CSV_COLUMNS = (
     "updated_at",
 )
 CSV_INPUT = {"title", "description", "status", "progress", "assignee", "labels", "estimate_minutes", "due_date"}
-MAX_ERRORS = 1000
 
 
 class _Stamped(BaseModel):
     id: uuid.UUID
-    completed_at: AwareDatetime | None = None
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
+    completed_at: UtcTimestamp | None = None
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
     version: int = Field(1, ge=1)
 
 
@@ -186,7 +187,7 @@ def check_document(doc: ProjectDocument, copy: bool) -> ProjectDocument:
             errors.append({"loc": ["tasks", i, "component_id"], "msg": "unknown component", "type": "value_error"})
         if t.project_id != doc.project.id:
             errors.append({"loc": ["tasks", i, "project_id"], "msg": "not the project's id", "type": "value_error"})
-        if len(errors) >= MAX_ERRORS:
+        if len(errors) >= MAX_FIELD_ERRORS:
             break
     if errors:
         raise ValidationFailed("the document is inconsistent", errors=errors)
@@ -237,7 +238,7 @@ def _parse_csv(reader: csv.DictReader[str]) -> tuple[list[str], list[dict[str, A
             for err in exc.errors(include_url=False, include_input=False):
                 errors.append({"row": line, "column": str(err["loc"][0]) if err["loc"] else "", "msg": err["msg"]})
             continue
-        if len(errors) >= MAX_ERRORS:
+        if len(errors) >= MAX_FIELD_ERRORS:
             break
         if component:
             components.setdefault(component, None)
@@ -248,7 +249,9 @@ def _parse_csv(reader: csv.DictReader[str]) -> tuple[list[str], list[dict[str, A
 
 
 def _csv_problem(errors: list[dict[str, Any]]) -> ValidationFailed:
-    return ValidationFailed(f"{len(errors)} problem(s) in the CSV; nothing was imported", rows=errors[:MAX_ERRORS])
+    return ValidationFailed(
+        f"{len(errors)} problem(s) in the CSV; nothing was imported", rows=errors[:MAX_FIELD_ERRORS]
+    )
 
 
 Tree = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[tuple[uuid.UUID, uuid.UUID]]]

@@ -52,6 +52,31 @@ async def test_json_export_import_round_trips_exactly(api: Api):
     assert comparable(again) == comparable(doc)
 
 
+async def test_json_import_of_early_timestamps_and_unstorable_text(api: Api):
+    ids = await build_project(api)
+    doc = (await api.get(f"/api/v1/projects/{ids['project']}/export")).json()
+    await api.delete(f"/api/v1/projects/{ids['project']}")
+
+    # Timestamps before the year 1000 keep their four-digit year, in storage and in every answer.
+    early = {**doc, "project": {**doc["project"], "created_at": "0241-02-21T21:45:10.115330-01:00"}}
+    restored = await api.post("/api/v1/projects/import", json=early)
+    assert restored.status_code == 201, restored.text
+    assert restored.json()["created_at"] == "0241-02-21T22:45:10.115330Z"
+    again = (await api.get(f"/api/v1/projects/{ids['project']}/export")).json()
+    assert again["project"]["created_at"] == "0241-02-21T22:45:10.115330Z"
+    await api.delete(f"/api/v1/projects/{ids['project']}")
+
+    # A moment that UTC puts in the year 0, and a NUL character (PostgreSQL stores none): 422, whole.
+    for project, loc, kind in (
+        ({"created_at": "0001-01-01T00:30:00+01:00"}, ["project", "created_at"], "value_error"),
+        ({"name": "nul\u0000name"}, ["project", "name"], "nul_character"),
+    ):
+        refused = await api.post("/api/v1/projects/import", json={**doc, "project": {**doc["project"], **project}})
+        assert refused.status_code == 422, refused.text
+        assert [(e["loc"], e["type"]) for e in refused.json()["errors"]] == [(loc, kind)]
+    assert (await api.get("/api/v1/projects")).json()["items"] == []
+
+
 async def test_json_import_refuses_bad_documents_whole(api: Api):
     ids = await build_project(api)
     doc = (await api.get(f"/api/v1/projects/{ids['project']}/export")).json()
