@@ -63,7 +63,7 @@ class _Stamped(BaseModel):
     completed_at: UtcTimestamp | None = None
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
-    version: int = Field(1, ge=1)
+    version: int = Field(1, ge=1, le=2**31 - 1)  # the column is a 32-bit integer
 
 
 class ProjectRecord(ProjectCreate, _Stamped):

@@ -66,8 +66,10 @@ async def test_json_import_of_early_timestamps_and_unstorable_text(api: Api):
     assert again["project"]["created_at"] == "0241-02-21T22:45:10.115330Z"
     await api.delete(f"/api/v1/projects/{ids['project']}")
 
-    # A moment that UTC puts in the year 0, and a NUL character (PostgreSQL stores none): 422, whole.
+    # A moment that UTC puts in the year 0, a NUL character (PostgreSQL stores none), a version past
+    # the column's 32 bits: 422, and nothing stored.
     for project, loc, kind in (
+        ({"version": 2**31}, ["project", "version"], "less_than_equal"),
         ({"created_at": "0001-01-01T00:30:00+01:00"}, ["project", "created_at"], "value_error"),
         ({"name": "nul\u0000name"}, ["project", "name"], "nul_character"),
     ):
