@@ -78,18 +78,26 @@ class ProblemError(TaylorDashError):
 
 
 class BadRequest(ProblemError):
+    """The request cannot be read (malformed JSON, CSV or multipart; a cursor this API did not return)."""
+
     status, slug, title = 400, "bad-request", "Bad Request"
 
 
 class Unauthorized(ProblemError):
+    """No valid credentials; answered with ``WWW-Authenticate: Bearer``."""
+
     status, slug, title = 401, "unauthorized", "Unauthorized"
 
 
 class Forbidden(ProblemError):
+    """The caller is known but lacks the permission the route names."""
+
     status, slug, title = 403, "forbidden", "Forbidden"
 
 
 class NotFound(ProblemError):
+    """No such resource (or one the caller may not know exists)."""
+
     status, slug, title = 404, "not-found", "Not Found"
 
 
@@ -98,10 +106,14 @@ class MethodNotAllowed(ProblemError):
 
 
 class Conflict(ProblemError):
+    """The request contradicts the stored state (a duplicate name, a dependency cycle)."""
+
     status, slug, title = 409, "conflict", "Conflict"
 
 
 class PreconditionFailed(ProblemError):
+    """``If-Match`` names a version the resource is no longer at."""
+
     status, slug, title = 412, "precondition-failed", "Precondition Failed"
 
 
@@ -114,12 +126,18 @@ class UnsupportedMediaType(ProblemError):
 
 
 class ValidationFailed(ProblemError):
+    """The input does not fit its schema; ``errors`` lists the fields (``loc``, ``msg``, ``type``)."""
+
     status, slug, title = 422, "validation-error", "Validation Failed"
 
 
 class TooManyRequests(ProblemError):
+    """Slow down: a rate limit was hit; ``Retry-After`` says for how long."""
+
     status, slug, title = 429, "too-many-requests", "Too Many Requests"
 
 
 class ServiceUnavailable(ProblemError):
+    """A dependency (the database, the broker, a plugin's worker) cannot serve the request now."""
+
     status, slug, title = 503, "service-unavailable", "Service Unavailable"

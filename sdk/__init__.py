@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         ValidationFailed,
     )
     from kernel.pagination import Page, PageQuery, decode_cursor, encode_cursor, keyset_after, split_page
-    from kernel.routing import RequestContext, Route, StaticFilesRoute, file_upload
+    from kernel.routing import RequestContext, Route, StaticFilesRoute, file_upload, validate_json
     from kernel.security import Principal
     from kernel.uploads import MultipartFile
     from sdk.manifest import MANIFEST_FILE, ManifestError, PluginManifest
@@ -73,6 +73,7 @@ _SOURCES: dict[str, str] = {
     "Route": "kernel.routing",
     "StaticFilesRoute": "kernel.routing",
     "file_upload": "kernel.routing",
+    "validate_json": "kernel.routing",
     "Principal": "kernel.security",
     "MultipartFile": "kernel.uploads",
     "MANIFEST_FILE": "sdk.manifest",
@@ -140,4 +141,5 @@ __all__ = [
     "panel",
     "route",
     "split_page",
+    "validate_json",
 ]
