@@ -198,13 +198,21 @@ class Kernel:
         """Undo whatever ``start`` got to: the bus, the plugins' shutdown hooks, the database pool.
         Safe to call at any point, and more than once."""
         # No event is handled once plugins shut down, but they can still send a last broadcast.
-        await self.bus.quiesce()
-        if self._plugins_running:
-            self._plugins_running = False
-            await self.host.call_each("shutdown", isolate=False, reverse=True, kernel=self)
-        await self.bus.close()
-        self.started = False
-        await self.db.dispose()
+        # Each step runs even when one before it raised: a step skipped would leave connections
+        # (the relay's leader lock with them), workers or child processes behind.
+        try:
+            await self.bus.quiesce()
+        finally:
+            try:
+                if self._plugins_running:
+                    self._plugins_running = False
+                    await self.host.call_each("shutdown", isolate=False, reverse=True, kernel=self)
+            finally:
+                try:
+                    await self.bus.close()
+                finally:
+                    self.started = False
+                    await self.db.dispose()
 
     def _validate_plugin_configs(self) -> None:
         problems: list[str] = []

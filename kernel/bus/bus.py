@@ -175,16 +175,20 @@ class Bus:
         still go out until ``close``. Anything left unacknowledged is delivered again to this
         client id, or published again by the relay."""
         was_consuming, self._consuming = self._consuming, False
-        if was_consuming:
-            await self.relay.flush(FLUSH_SECONDS)
-        await self.relay.stop()
-        if was_consuming and self.transport.connected:
-            try:
-                await self.transport.unsubscribe(self.events_subscription)
-            except (TransportError, TimeoutError) as exc:
-                log.warning("bus.leave_group_failed", error=str(exc) or type(exc).__name__)
-            await self.processor.drain(DRAIN_SECONDS)
-        await self.processor.stop()
+        try:
+            if was_consuming:
+                await self.relay.flush(FLUSH_SECONDS)
+        finally:
+            await self.relay.stop()  # whatever happened: its connection holds the leader lock
+        try:
+            if was_consuming and self.transport.connected:
+                try:
+                    await self.transport.unsubscribe(self.events_subscription)
+                except (TransportError, TimeoutError) as exc:
+                    log.warning("bus.leave_group_failed", error=str(exc) or type(exc).__name__)
+                await self.processor.drain(DRAIN_SECONDS)
+        finally:
+            await self.processor.stop()
 
     async def close(self) -> None:
         """Disconnect for good (after ``quiesce``); later broadcasts raise ``TransportUnavailable``."""

@@ -139,6 +139,39 @@ async def test_a_start_that_fails_after_the_plugins_started_shuts_them_down(sett
     assert app.kernel.db.engine.pool.checkedout() == 0
 
 
+class Lifecycle:
+    """Records its lifecycle."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    async def startup(self, kernel) -> None:
+        self.calls.append("startup")
+
+    @hookimpl
+    async def shutdown(self, kernel) -> None:
+        self.calls.append("shutdown")
+
+
+async def test_a_stop_finishes_every_step_when_one_of_them_fails(settings):
+    plugin = Lifecycle()
+    kernel = create_app(settings, [("lifecycle", plugin)], configure_logs=False).kernel
+    await kernel.start()
+
+    async def broken_flush(grace_seconds: float) -> None:
+        raise RuntimeError("the outbox could not be read")
+
+    kernel.bus.relay.flush = broken_flush  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="could not be read"):
+        await kernel.stop()
+    # The relay's connection (and the leader lock it holds) is released, the plugins shut down,
+    # the pool is empty: nothing of this kernel is left running.
+    assert kernel.bus.relay.conn._conn is None
+    assert plugin.calls == ["startup", "shutdown"]
+    assert kernel.db.engine.pool.checkedout() == 0
+
+
 class WithSettings:
     class Config(BaseModel):
         greeting: str = "hi"
