@@ -105,8 +105,8 @@ async def test_route_declarations_are_checked_at_startup(settings, plugin, messa
     assert message in str(caught.value)
 
 
-class Tracked:
-    """Records its lifecycle, and claims a path another plugin already serves."""
+class Lifecycle:
+    """Records its lifecycle."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -118,6 +118,10 @@ class Tracked:
     @hookimpl
     async def shutdown(self, kernel) -> None:
         self.calls.append("shutdown")
+
+
+class Tracked(Lifecycle):
+    """Records its lifecycle, and claims a path another plugin already serves."""
 
     @hookimpl
     def register_routes(self) -> list[Route]:
@@ -137,21 +141,6 @@ async def test_a_start_that_fails_after_the_plugins_started_shuts_them_down(sett
     assert tracked.calls == ["startup", "shutdown"]
     assert set(root.handlers) == before
     assert app.kernel.db.engine.pool.checkedout() == 0
-
-
-class Lifecycle:
-    """Records its lifecycle."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    @hookimpl
-    async def startup(self, kernel) -> None:
-        self.calls.append("startup")
-
-    @hookimpl
-    async def shutdown(self, kernel) -> None:
-        self.calls.append("shutdown")
 
 
 async def test_a_stop_finishes_every_step_when_one_of_them_fails(settings):
