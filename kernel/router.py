@@ -64,12 +64,14 @@ class IndexedRouter(Router):
         return self._by_key.get(key, self._unkeyed) if key is not None else self._unkeyed
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("root_path"):
+        if scope["type"] != "http":
             await super().app(scope, receive, send)
             return
         scope.setdefault("router", self)
         allowed: set[str] = set()
-        for route in self.candidates(scope["path"]):
+        # Behind a root path the index (keyed by the full path) does not apply: every route is tried.
+        routes = self.routes if scope.get("root_path") else self.candidates(scope["path"])
+        for route in routes:
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope["route"] = route

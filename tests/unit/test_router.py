@@ -51,7 +51,9 @@ def app(router_class: type[Router]) -> Starlette:
     return application
 
 
-async def answers(application: Starlette, method: str, path: str) -> tuple[int, bytes, str | None, str | None]:
+async def answers(
+    application: Starlette, method: str, path: str, root_path: str = ""
+) -> tuple[int, bytes, str | None, str | None]:
     """Status, body, redirect target and ``Allow`` header of one request, sent straight to the ASGI
     app (any path, even ones an HTTP client would refuse to send)."""
     scope = {
@@ -61,9 +63,9 @@ async def answers(application: Starlette, method: str, path: str) -> tuple[int, 
         "method": method,
         "scheme": "http",
         "server": ("test", 80),
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
+        "path": root_path + path,
+        "raw_path": (root_path + path).encode(),
+        "root_path": root_path,
         "query_string": b"",
         "headers": [(b"host", b"test")],
     }
@@ -151,3 +153,12 @@ def test_candidates_are_narrowed_by_prefix() -> None:
     candidates = [r.path for r in router.candidates("/api/v1/projects/42")]
     assert "/api/v1/projects/{id}" in candidates and "/api/v1/x/{plugin}/{rest:path}" not in candidates
     assert "/api/v1/proj{suffix:path}" in candidates  # a parameter inside a segment: no key, always tried
+
+
+async def test_behind_a_root_path_routes_match_and_405_names_every_method() -> None:
+    application = app(IndexedRouter)
+    found = await answers(application, "GET", "/api/v1/projects/42", root_path="/td")
+    assert found[:1] == (200,) and b"/api/v1/projects/{id}" in found[1]
+    status, body, _, allow = await answers(application, "DELETE", "/api/v1/projects/import", root_path="/td")
+    assert status == 405 and json.loads(body)["type"] == "urn:taylordash:problem:method-not-allowed"
+    assert allow == ", ".join(sorted(declared_methods("/api/v1/projects/import"))) == "GET, HEAD, PATCH, POST"
