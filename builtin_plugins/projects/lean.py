@@ -51,8 +51,9 @@ class Lent:
     prepared: dict[str, Any] = field(default_factory=dict)
 
 
-def _sqlite_value(value: Any) -> Any:
-    # The encodings SQLAlchemy's SQLite types store: 32-hex UUIDs, naive UTC timestamps, ISO dates.
+def sqlite_value(value: Any) -> Any:
+    """``value`` as SQLAlchemy's SQLite types store it: 32-hex UUIDs, naive UTC timestamps with
+    microseconds (four-digit years, so they sort as text), ISO dates; anything else unchanged."""
     if isinstance(value, uuid.UUID):
         return value.hex
     if isinstance(value, datetime):
@@ -134,7 +135,7 @@ class Lender:
         """Rows of ``statement`` (tuples) run directly on the driver connection."""
         args = statement.arguments(params)
         if self.is_sqlite:
-            cursor = await lent.driver.execute(statement.sql, [_sqlite_value(a) for a in args])
+            cursor = await lent.driver.execute(statement.sql, [sqlite_value(a) for a in args])
             try:
                 return list(await cursor.fetchall())
             finally:

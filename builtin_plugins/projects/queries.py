@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from builtin_plugins.projects.lean import sqlite_value
 from builtin_plugins.projects.models import Component, ComponentDependency, Project, Task
 from builtin_plugins.projects.schemas import rfc3339
 from sdk import decode_cursor, keyset_after
@@ -295,13 +296,9 @@ def _key_from_cursor(dialect: str, kind: str, key: Any, ident: Any) -> tuple[Any
             return key, row_id
         if not isinstance(key, str):
             raise ValueError
-        if kind == "ts":
-            moment = parse_timestamp(key)
-            naive = moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-            return (moment if dialect == "postgresql" else naive), row_id
-        if kind == "date":
-            day = date.fromisoformat(key)
-            return (day if dialect == "postgresql" else day.isoformat()), row_id
+        if kind in ("ts", "date"):
+            value = parse_timestamp(key) if kind == "ts" else date.fromisoformat(key)
+            return (value if dialect == "postgresql" else sqlite_value(value)), row_id
         return key, row_id
     except ValueError:
         raise invalid_cursor() from None
